@@ -1,0 +1,1 @@
+"""Benchmarks that measure resource use of the pipeline's readers and writers."""

@@ -1,0 +1,236 @@
+"""The paper's losses, eq. (1)-(12) of Kweon & Yoon (NeurIPS 2022), one function per equation.
+
+Tensors only; nothing here knows about files or data loading. Shapes use
+B = point clouds in the batch, N = points per cloud, V = views (images) in the batch,
+P = the padded number of projected points per view (N_v <= P, with a boolean ``mask``),
+C = classes (20), D = feature channels, h x w = the image network's feature map.
+
+Choices the paper leaves open (each documented in the README, config keys in brackets):
+
+- Scores. The CAMs ``A`` are logits; class *scores* are ``sigmoid(A)``, so the confidences of eq. 6
+  and eq. 10 are probabilities in [0, 1] and weight the losses as the paper intends.
+- ``l_bce`` of eq. 2 and eq. 7 is binary cross-entropy with logits, averaged over the C classes
+  (the multi-label soft-margin loss of image-level WSSS); eq. 7's target is the one-hot vector of M^2d.
+- Eq. 5 multiplies scores by the image label ``t^2d``: absent classes are excluded from the argmax
+  (with sigmoid scores this is exactly ``argmax_c t_c * sigmoid(A_c)``). Views with no present class
+  give no pseudo-labels and are left out of eq. 7.
+- Eq. 6 takes the maximum score over all classes, as written in the paper
+  [``joint.confidence_2d_over``: ``all`` (paper) | ``present``].
+- Where 2D maps are read at a projected point: the image network's stride-8 maps are sampled
+  bilinearly at the point's sub-pixel position (``grid_sample``, image edges = feature-map edges),
+  i.e. the CAM and features "at the pixel" of the point.
+- N_v is capped by random subsampling of each view's correspondences in the data loader
+  [``joint.max_points_per_view``], before the N_v x N_v matrices of eq. 8-11.
+- Eq. 7 and eq. 11 normalise per view (1/N_v, 1/N_v^2) and are then averaged over the views of the batch.
+- Teachers are detached: M^2d and W^2d train only the point network (eq. 7), S^3d,p and W^3d,p train
+  only the image network (eq. 11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- eq. 1-2
+def global_average_pool(cam: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: average the class map over its spatial dims. (B, C, ...) -> (B, C)."""
+    return cam.flatten(2).mean(dim=2)
+
+
+def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``l_bce``: BCE with logits averaged over the class dim (last). (..., C) -> (...)."""
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none").mean(dim=-1)
+
+
+def classification_loss(cam: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: ``l_bce(GAP(cam), labels)`` averaged over the batch. cam (B, C, ...), labels (B, C) in {0, 1}."""
+    return bce(global_average_pool(cam), labels).mean()
+
+
+# ----------------------------------------------------------------------------- gathering (eq. 4)
+def gather_projected(point_maps: torch.Tensor, cloud_of_view: torch.Tensor, point_idx: torch.Tensor) -> torch.Tensor:
+    """Eq. 4, proj(.): per-point outputs of the view's cloud at its visible points.
+
+    point_maps (B, K, N) -- Z^3d or A^3d; cloud_of_view (V,) long in [0, B); point_idx (V, P) long
+    (padding entries may hold any valid index, they are masked later). Returns (V, P, K).
+    """
+    per_view = point_maps[cloud_of_view]                      # (V, K, N)
+    idx = point_idx.unsqueeze(1).expand(-1, per_view.shape[1], -1)
+    return per_view.gather(2, idx).transpose(1, 2)           # (V, P, K)
+
+
+def sample_at_pixels(maps: torch.Tensor, uv: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear sample of 2D maps at the projected points' pixels.
+
+    maps (V, K, h, w) at the network's output stride; uv (V, P, 2) pixel coordinates (column, row;
+    pixel centres at integers) in the network's input image of ``image_size`` = (W, H).
+    Returns (V, P, K).
+    """
+    width, height = image_size
+    grid = torch.stack([(uv[..., 0] + 0.5) / width * 2 - 1, (uv[..., 1] + 0.5) / height * 2 - 1], dim=-1)
+    out = F.grid_sample(maps, grid.unsqueeze(1).to(maps.dtype), mode="bilinear", padding_mode="border",
+                        align_corners=False)                # (V, K, 1, P)
+    return out.squeeze(2).transpose(1, 2)
+
+
+# ----------------------------------------------------------------------------- eq. 5-7
+def pseudo_label_2d(scores_2d: torch.Tensor, image_labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: ``M = argmax_c t_c * score_c``. scores (..., C) in [0, 1], image_labels (..., C) -> (...) long.
+
+    Absent classes can never win (they are set to -1 before the argmax).
+    """
+    present = image_labels.to(torch.bool)
+    return torch.where(present, scores_2d, torch.full_like(scores_2d, -1.0)).argmax(dim=-1)
+
+
+def confidence_2d(scores_2d: torch.Tensor, image_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 6: ``W = max_c score_c``; with ``image_labels`` the max runs over present classes only. (..., C) -> (...)."""
+    if image_labels is not None:
+        scores_2d = torch.where(image_labels.to(torch.bool), scores_2d, torch.zeros_like(scores_2d))
+    return scores_2d.max(dim=-1).values
+
+
+def masked_view_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid entries of each view, then over views that have any. values/mask (V, ...)."""
+    mask = mask.to(values.dtype)
+    per_view_count = mask.flatten(1).sum(dim=1)
+    per_view = (values * mask).flatten(1).sum(dim=1) / per_view_count.clamp(min=1)
+    has_any = per_view_count > 0
+    if not bool(has_any.any()):
+        return values.sum() * 0.0  # keeps the graph (and DDP's gradient sync) intact
+    return per_view[has_any].mean()
+
+
+def loss_2d_to_3d(cam3d_p: torch.Tensor, cam2d_p: torch.Tensor, image_labels: torch.Tensor, mask: torch.Tensor,
+                  *, use_confidence: bool = True, confidence_over: str = "all") -> torch.Tensor:
+    """Eq. 7: confidence-weighted BCE of the projected 3D CAM against the 2D pseudo-label.
+
+    cam3d_p (V, P, C) logits of the point network at the visible points (the student);
+    cam2d_p (V, P, C) logits of the image network at those points' pixels (the teacher, detached here);
+    image_labels (V, C); mask (V, P) bool. Views without any present class are skipped.
+    """
+    with torch.no_grad():
+        scores_2d = torch.sigmoid(cam2d_p.detach().float())
+        labels = image_labels.unsqueeze(1).expand_as(scores_2d)
+        target = F.one_hot(pseudo_label_2d(scores_2d, labels), cam3d_p.shape[-1])
+        weight = (confidence_2d(scores_2d, labels if confidence_over == "present" else None)
+                  if use_confidence else torch.ones_like(scores_2d[..., 0]))
+        valid = mask & image_labels.to(torch.bool).any(dim=1, keepdim=True)
+    per_point = weight * bce(cam3d_p.float(), target)
+    return masked_view_mean(per_point, valid)
+
+
+# ----------------------------------------------------------------------------- eq. 8-11
+def correlation(features_p: torch.Tensor) -> torch.Tensor:
+    """Eq. 8 / 9: ``S_ab = z_a . z_b`` of L2-normalised features. (V, P, D) -> (V, P, P)."""
+    z = F.normalize(features_p.float(), dim=-1)
+    return z @ z.transpose(1, 2)
+
+
+def confidence_3d_pairs(cam3d_p: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: ``W_ab = max_c score_a,c * max_c score_b,c``. (V, P, C) logits -> (V, P, P)."""
+    top = torch.sigmoid(cam3d_p.float()).max(dim=-1).values
+    return top.unsqueeze(2) * top.unsqueeze(1)
+
+
+def loss_3d_to_2d(feat2d_p: torch.Tensor, feat3d_p: torch.Tensor, cam3d_p: torch.Tensor, mask: torch.Tensor,
+                  *, use_confidence: bool = True) -> torch.Tensor:
+    """Eq. 11: ``1/N_v^2 sum_ab W_ab |S2d_ab - S3d_ab|``, averaged over views.
+
+    feat2d_p (V, P, D2) image features at the points' pixels (the student); feat3d_p (V, P, D3) and
+    cam3d_p (V, P, C) from the point network (the teacher, detached here); mask (V, P) bool.
+    """
+    s2d = correlation(feat2d_p)
+    with torch.no_grad():
+        s3d = correlation(feat3d_p.detach())
+        weight = confidence_3d_pairs(cam3d_p.detach()) if use_confidence else torch.ones_like(s3d)
+        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+    return masked_view_mean(weight * (s2d - s3d).abs(), pair_mask)
+
+
+# ----------------------------------------------------------------------------- §4.2 control
+def pcam_like_loss(cam3d_p: torch.Tensor, image_labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """§4.2 control: ``l_bce(GAP over the view's visible points of A^3d,p, t^2d)``, averaged over views.
+
+    cam3d_p (V, P, C) logits; image_labels (V, C); mask (V, P).
+    """
+    m = mask.to(cam3d_p.dtype).unsqueeze(-1)
+    counts = m.sum(dim=1)
+    has_any = counts.squeeze(-1) > 0
+    if not bool(has_any.any()):
+        return cam3d_p.sum() * 0.0
+    pooled = (cam3d_p * m).sum(dim=1) / counts.clamp(min=1)
+    return bce(pooled[has_any].float(), image_labels[has_any]).mean()
+
+
+# ----------------------------------------------------------------------------- eq. 12
+@dataclass(frozen=True)
+class LossSwitches:
+    """Which terms of eq. 12 are on (Table 2 rows) and how they are weighted."""
+
+    cls2d: bool = True
+    cls3d: bool = True
+    to3d: bool = True            # L 2D->3D (eq. 7)
+    to2d: bool = True            # L 3D->2D (eq. 11)
+    to3d_confidence: bool = True # W^2d in eq. 7 (False: W = 1)
+    to2d_confidence: bool = True # W^3d,p in eq. 11 (False: W = 1)
+    pcam_like: bool = False      # §4.2 control term
+    lambda_to2d: float = 1.0     # λ of eq. 12
+    confidence_2d_over: str = "all"
+
+    @property
+    def needs_image_network(self) -> bool:
+        return self.cls2d or self.to3d or self.to2d
+
+    @property
+    def needs_point_network(self) -> bool:
+        return self.cls3d or self.to3d or self.to2d or self.pcam_like
+
+
+@dataclass
+class JointInputs:
+    """Network outputs and correspondences of one batch (see module docstring for shapes)."""
+
+    feat2d: torch.Tensor | None      # (V, D2, h, w)
+    cam2d: torch.Tensor | None       # (V, C, h, w)
+    feat3d: torch.Tensor | None      # (B, D3, N)
+    cam3d: torch.Tensor | None       # (B, C, N)
+    image_labels: torch.Tensor       # (V, C)
+    scene_labels: torch.Tensor       # (B, C)
+    cloud_of_view: torch.Tensor      # (V,) long
+    point_idx: torch.Tensor          # (V, P) long
+    uv: torch.Tensor                 # (V, P, 2) pixels in the network's input image
+    mask: torch.Tensor               # (V, P) bool
+    image_size: tuple[int, int]      # (W, H) of the network's input image
+
+
+def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
+    """Eq. 12: ``L = L_cls^2d + L_cls^3d + L_2d->3d + λ L_3d->2d`` with every term switchable.
+
+    Returns a dict with the enabled terms and ``total``.
+    """
+    terms: dict[str, torch.Tensor] = {}
+    if sw.cls2d:
+        terms["cls2d"] = classification_loss(x.cam2d.float(), x.image_labels)
+    if sw.cls3d:
+        terms["cls3d"] = classification_loss(x.cam3d.float(), x.scene_labels)
+    if sw.to3d or sw.to2d or sw.pcam_like:
+        cam3d_p = gather_projected(x.cam3d, x.cloud_of_view, x.point_idx)
+        if sw.to3d:
+            cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.image_size)
+            terms["to3d"] = loss_2d_to_3d(cam3d_p, cam2d_p, x.image_labels, x.mask,
+                                          use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over)
+        if sw.to2d:
+            feat3d_p = gather_projected(x.feat3d.detach(), x.cloud_of_view, x.point_idx)
+            feat2d_p = sample_at_pixels(x.feat2d, x.uv, x.image_size)
+            terms["to2d"] = sw.lambda_to2d * loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p.detach(), x.mask,
+                                                           use_confidence=sw.to2d_confidence)
+        if sw.pcam_like:
+            terms["pcam_like"] = pcam_like_loss(cam3d_p, x.image_labels, x.mask)
+    if not terms:
+        raise ValueError("no loss term is enabled; switch on at least one of cls2d, cls3d, to3d, to2d, pcam_like")
+    terms["total"] = sum(terms.values())
+    return terms

@@ -1,0 +1,84 @@
+"""Correspondences (paper eq. 3-4): a hand-computed projection, visibility and occlusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jointwsss.geometry.camera import intrinsic_matrix, look_at
+from jointwsss.preprocess.correspondences import VisibilityParams, view_correspondences
+
+# Colour camera: 100 x 80 px, fx = fy = 100, principal point (50, 40).
+K_COLOR = intrinsic_matrix(100.0, 100.0, 50.0, 40.0)
+# Depth camera: 50 x 40 px, fx = fy = 50, principal point (25, 20); depth shift 1000 (millimetres).
+K_DEPTH = intrinsic_matrix(50.0, 50.0, 25.0, 20.0)
+# Camera at (0, 0, 1.5) looking along world +x: camera x = world -y, camera y = world -z, camera z = world +x.
+POSE = look_at((0.0, 0.0, 1.5), (1.0, 0.0, 1.5))
+
+
+def depth_map_with(value_mm: int, at=(33, 38)) -> np.ndarray:
+    depth = np.zeros((40, 50), dtype=np.uint16)
+    depth[at] = value_mm
+    return depth
+
+
+def test_hand_computed_projection_matches_exactly():
+    # P = (2.0, -0.5, 1.0): relative to the camera (2.0, -0.5, -0.5) -> camera (x, y, z) = (0.5, 0.5, 2.0)
+    # colour: u = 100 * 0.5 / 2 + 50 = 75, v = 100 * 0.5 / 2 + 40 = 65, depth 2.0 m
+    # depth camera: u_d = 50 * 0.25 + 25 = 37.5 -> nearest pixel column 38; v_d = 32.5 -> row 33
+    xyz = np.array([[2.0, -0.5, 1.0]], dtype=np.float32)
+    idx, uv, z = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth_map_with(2010), K_DEPTH, 1000.0,
+                                      VisibilityParams(0.05, "relative"))
+    assert idx.tolist() == [0]
+    assert uv.tolist() == [[75.0, 65.0]]
+    assert z.tolist() == [2.0]
+    assert idx.dtype == np.int32 and uv.dtype == np.float32 and z.dtype == np.float32
+
+
+def test_occluded_out_of_image_and_behind_points_are_dropped():
+    camera = np.array([0.0, 0.0, 1.5])
+    visible = np.array([2.0, -0.5, 1.0])
+    behind_it = camera + 1.5 * (visible - camera)          # same pixel, depth 3.0 m: occluded by the 2.01 m surface
+    outside = np.array([2.0, -5.0, 1.5])                    # u = 100 * 5 / 2 + 50 = 300 > 100
+    behind_camera = np.array([-1.0, 0.0, 1.5])              # z = -1
+    xyz = np.stack([behind_it, outside, visible, behind_camera]).astype(np.float32)
+    idx, uv, z = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth_map_with(2010), K_DEPTH, 1000.0,
+                                      VisibilityParams(0.05, "relative"))
+    assert idx.tolist() == [2]
+    np.testing.assert_allclose(z, [2.0])
+
+
+@pytest.mark.parametrize(
+    "measured_mm, tolerance, mode, expected",
+    [
+        (2090, 0.05, "relative", True),    # |2.09 - 2.0| = 0.09 <= 0.05 * 2.09 = 0.1045
+        (2120, 0.05, "relative", False),   # 0.12 > 0.106
+        (2040, 0.05, "absolute", True),    # 0.04 <= 0.05 m
+        (2060, 0.05, "absolute", False),   # 0.06 > 0.05 m
+        (0, 0.5, "relative", False),       # a hole in the depth map cannot confirm visibility
+    ],
+)
+def test_depth_tolerance_modes(measured_mm, tolerance, mode, expected):
+    xyz = np.array([[2.0, -0.5, 1.0]], dtype=np.float32)
+    idx, _, _ = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth_map_with(measured_mm), K_DEPTH, 1000.0,
+                                     VisibilityParams(tolerance, mode))
+    assert (idx.size == 1) is expected
+
+
+def test_image_border_uses_pixel_centres():
+    # u = -0.5 is the left edge of pixel 0 (inside); u = 99.5 is the right edge of pixel 99 (outside).
+    # camera x = (u - 50) * z / 100 with z = 2: u = -0.5 -> x = -1.01 -> world y = 1.01
+    depth = np.full((40, 50), 2000, dtype=np.uint16)
+    # second point: camera x = 0.99 -> u = 100 * 0.99 / 2 + 50 = 99.5, just outside
+    xyz = np.array([[2.0, 1.01, 1.5], [2.0, -0.99, 1.5]], dtype=np.float32)
+    idx, uv, _ = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth, K_DEPTH, 1000.0,
+                                      VisibilityParams(0.05, "relative"))
+    np.testing.assert_allclose(uv[:, 0], [-0.5], atol=1e-4)
+    assert idx.tolist() == [0]
+
+
+def test_invalid_pose_is_rejected():
+    xyz = np.zeros((1, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="not finite"):
+        view_correspondences(xyz, np.full((4, 4), -np.inf), K_COLOR, (100, 80), depth_map_with(1), K_DEPTH, 1000.0,
+                             VisibilityParams())

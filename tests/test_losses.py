@@ -1,0 +1,171 @@
+"""Each loss term of the paper against values computed by hand on tiny tensors, and gradient isolation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from jointwsss.losses import (
+    JointInputs, LossSwitches, classification_loss, confidence_2d, confidence_3d_pairs, correlation,
+    gather_projected, global_average_pool, loss_2d_to_3d, loss_3d_to_2d, pcam_like_loss, pseudo_label_2d,
+    sample_at_pixels, total_loss,
+)
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_gap_and_classification_loss_eq_1_2():
+    cam = torch.tensor([[[0.0, 2.0], [-1.0, 1.0]]])  # (B=1, C=2, N=2)
+    assert global_average_pool(cam).tolist() == [[1.0, 0.0]]
+    # y = (1, 0), t = (1, 0): BCE(1 | 1) = log(1 + e^-1), BCE(0 | 0) = log 2; mean over classes
+    expected = (softplus(-1.0) + math.log(2.0)) / 2
+    assert classification_loss(cam, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(expected, rel=1e-6)
+    # 2D maps pool over both spatial dims
+    cam2d = torch.arange(8.0).reshape(1, 2, 2, 2)
+    assert global_average_pool(cam2d).tolist() == [[1.5, 5.5]]
+
+
+def test_pseudo_label_ignores_absent_classes_eq_5_and_confidence_eq_6():
+    scores = torch.tensor([[0.9, 0.2, 0.8]])
+    labels = torch.tensor([[0.0, 1.0, 1.0]])
+    assert pseudo_label_2d(scores, labels).tolist() == [2]          # class 0 scores highest but is absent
+    assert pseudo_label_2d(scores, torch.tensor([[0.0, 1.0, 0.0]])).tolist() == [1]
+    assert confidence_2d(scores).tolist() == pytest.approx([0.9])   # paper: max over all classes
+    assert confidence_2d(scores, labels).tolist() == pytest.approx([0.8])
+
+
+def _to3d_inputs():
+    # one view, two projected points (+ one padding entry with garbage), two classes
+    cam2d_p = torch.tensor([[[2.0, 0.0], [-1.0, 1.0], [9.0, -9.0]]])
+    cam3d_p = torch.tensor([[[0.0, 0.0], [1.0, -1.0], [5.0, 5.0]]], requires_grad=True)
+    mask = torch.tensor([[True, True, False]])
+    return cam2d_p, cam3d_p, mask
+
+
+def test_loss_2d_to_3d_eq_7_with_and_without_confidence():
+    cam2d_p, cam3d_p, mask = _to3d_inputs()
+    labels = torch.tensor([[1.0, 1.0]])
+    # pseudo-labels: point 0 -> class 0 (sigmoid 0.881 > 0.5); point 1 -> class 1 (0.731 > 0.269)
+    # BCE per point, mean over classes: point 0 vs (1, 0): (log2 + log2) / 2; point 1 vs (0, 1): softplus(1)
+    bce0 = math.log(2.0)
+    bce1 = softplus(1.0)
+    with_conf = (sig(2.0) * bce0 + sig(1.0) * bce1) / 2
+    without = (bce0 + bce1) / 2
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, use_confidence=True)
+    assert got.item() == pytest.approx(with_conf, rel=1e-6)
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, use_confidence=False)
+    assert got.item() == pytest.approx(without, rel=1e-6)
+
+
+def test_loss_2d_to_3d_uses_only_present_classes_and_skips_label_free_views():
+    cam2d_p, cam3d_p, mask = _to3d_inputs()
+    # class 0 absent: both points get pseudo-label 1; point 0 vs (0, 1) with logits (0, 0): log 2
+    # point 1 vs (0, 1) with logits (1, -1): softplus(1); confidence (over all classes) sig(2), sig(1)
+    labels = torch.tensor([[0.0, 1.0]])
+    expected = (sig(2.0) * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
+    assert loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask).item() == pytest.approx(expected, rel=1e-6)
+    # a second view without any present class contributes nothing to the mean over views
+    two = loss_2d_to_3d(torch.cat([cam3d_p, cam3d_p]), torch.cat([cam2d_p, cam2d_p]),
+                        torch.tensor([[0.0, 1.0], [0.0, 0.0]]), torch.cat([mask, mask]))
+    assert two.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_correlation_and_loss_3d_to_2d_eq_8_to_11():
+    feat2d_p = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [7.0, 7.0]]], requires_grad=True)
+    feat3d_p = torch.tensor([[[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]]])
+    r = 1 / math.sqrt(2)
+    s2d = correlation(feat2d_p)[0, :2, :2]
+    torch.testing.assert_close(s2d, torch.tensor([[1.0, r], [r, 1.0]]))
+    torch.testing.assert_close(correlation(feat3d_p)[0, :2, :2], torch.eye(2))
+    cam3d_p = torch.tensor([[[0.0, math.log(3.0)], [math.log(4.0), 0.0], [9.0, 9.0]]])
+    # per-point max scores: point a: max(0.5, 0.75) = 0.75; point b: max(0.8, 0.5) = 0.8
+    w = confidence_3d_pairs(cam3d_p)[0, :2, :2]
+    torch.testing.assert_close(w, torch.tensor([[0.5625, 0.6], [0.6, 0.64]]))
+    mask = torch.tensor([[True, True, False]])
+    # |S2d - S3d| = [[0, r], [r, 0]]; 1/N_v^2 = 1/4
+    assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, mask, use_confidence=False).item() == pytest.approx(2 * r / 4)
+    assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, mask, use_confidence=True).item() == pytest.approx(
+        2 * 0.6 * r / 4, rel=1e-6)
+
+
+def test_pcam_like_control():
+    cam3d_p = torch.tensor([[[0.0, 2.0], [2.0, 0.0], [50.0, 50.0]]])
+    mask = torch.tensor([[True, True, False]])
+    # GAP over the two visible points = (1, 1); labels (1, 0)
+    expected = (softplus(-1.0) + softplus(1.0)) / 2
+    assert pcam_like_loss(cam3d_p, torch.tensor([[1.0, 0.0]]), mask).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_gather_projected_and_sample_at_pixels():
+    cam3d = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)  # (B=2, C=3, N=4)
+    out = gather_projected(cam3d, torch.tensor([1]), torch.tensor([[3, 0]]))
+    assert out.tolist() == [[[15.0, 19.0, 23.0], [12.0, 16.0, 20.0]]]
+    # a 2x2 map under a 4x4 image (stride 2): the centre of cell (row 1, col 0) is pixel (u=0.5, v=2.5)
+    maps = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    uv = torch.tensor([[[0.5, 2.5], [1.5, 1.5]]])
+    got = sample_at_pixels(maps, uv, (4, 4))
+    # (1.5, 1.5) is the exact middle of the four cells -> mean 2.5
+    torch.testing.assert_close(got, torch.tensor([[[3.0], [2.5]]]))
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self, c_in, d, c):
+        super().__init__()
+        self.feat = torch.nn.Linear(c_in, d)
+        self.head = torch.nn.Linear(d, c, bias=False)
+
+
+def _joint_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    img_net, pt_net = _Tiny(3, 8, 4), _Tiny(3, 6, 4)
+    image = torch.randn(1, 4, 4, 3, generator=g)                  # (V, h, w, 3) with stride 1
+    f2 = img_net.feat(image)
+    feat2d = f2.permute(0, 3, 1, 2)
+    cam2d = img_net.head(f2).permute(0, 3, 1, 2)
+    pts = torch.randn(1, 10, 3, generator=g)
+    f3 = pt_net.feat(pts)
+    feat3d = f3.transpose(1, 2)
+    cam3d = pt_net.head(f3).transpose(1, 2)
+    x = JointInputs(feat2d=feat2d, cam2d=cam2d, feat3d=feat3d, cam3d=cam3d,
+                    image_labels=torch.tensor([[1.0, 0.0, 1.0, 0.0]]), scene_labels=torch.tensor([[1.0, 1.0, 1.0, 0.0]]),
+                    cloud_of_view=torch.tensor([0]), point_idx=torch.tensor([[0, 3, 5, 7]]),
+                    uv=torch.tensor([[[0.0, 0.0], [1.0, 2.0], [3.0, 3.0], [2.2, 0.7]]]),
+                    mask=torch.ones(1, 4, dtype=torch.bool), image_size=(4, 4))
+    return img_net, pt_net, x
+
+
+def _has_grad(net):
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+@pytest.mark.parametrize("term, student, teacher", [("to3d", "point", "image"), ("to2d", "image", "point")])
+def test_joint_losses_train_only_their_student(term, student, teacher):
+    img_net, pt_net, x = _joint_batch()
+    sw = LossSwitches(cls2d=False, cls3d=False, to3d=term == "to3d", to2d=term == "to2d")
+    terms = total_loss(x, sw)
+    assert set(terms) == {term, "total"}
+    terms["total"].backward()
+    nets = {"image": img_net, "point": pt_net}
+    assert _has_grad(nets[student])
+    assert not _has_grad(nets[teacher])
+
+
+def test_total_loss_sums_enabled_terms_with_lambda():
+    _, _, x = _joint_batch()
+    full = total_loss(x, LossSwitches(lambda_to2d=1.0))
+    assert set(full) == {"cls2d", "cls3d", "to3d", "to2d", "total"}
+    assert full["total"].item() == pytest.approx(sum(full[k].item() for k in ("cls2d", "cls3d", "to3d", "to2d")))
+    half = total_loss(x, LossSwitches(lambda_to2d=0.5))
+    assert half["to2d"].item() == pytest.approx(0.5 * full["to2d"].item())
+    only3d = total_loss(x, LossSwitches(cls2d=False, to3d=False, to2d=False))
+    assert set(only3d) == {"cls3d", "total"}
+    with pytest.raises(ValueError, match="no loss term"):
+        total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False))

@@ -1,0 +1,23 @@
+# jointwsss: joint 2D-3D weakly supervised semantic segmentation as a Snakemake DAG.
+# Targets: data (raw scans: synthesized, downloaded or local), preprocess (Zarr caches + split indexes),
+# train (the configured experiment; `--config experiment=cls3d` for another).
+# Every rule is a thin wrapper around a `jointwsss` subcommand; see README.md.
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/preprocess.smk"
+include: "rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.data.input,

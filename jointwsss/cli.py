@@ -1,0 +1,300 @@
+"""The `jointwsss` command line. Every Snakemake rule calls one of these subcommands.
+
+This module only parses arguments and wires them to the package; logic lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("jointwsss")
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
+    return value
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from jointwsss.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- synth
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in the real on-disk formats")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    s = kinds.add_parser("scannet", help="synthetic ScanNet in the official raw layout")
+    s.add_argument("--out", type=Path, required=True, help="raw ScanNet folder to write (scans/<scene>/...)")
+    s.add_argument("--scene", action="append", default=None,
+                   help="write only this scene (repeatable); default: metadata and every scene")
+    s.add_argument("--meta-only", action="store_true", help="write only the label tsv and the split lists")
+    s.add_argument("--test", action="store_true", help="the --scene is a test scene: no label files")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-train-scenes", type=int, default=12)
+    s.add_argument("--num-val-scenes", type=int, default=4)
+    s.add_argument("--num-test-scenes", type=int, default=0)
+    s.add_argument("--frames-per-scene", type=int, default=150)
+    s.add_argument("--color-size", type=_size, nargs=2, default=(324, 242), metavar=("W", "H"))
+    s.add_argument("--depth-size", type=_size, nargs=2, default=(160, 120), metavar=("W", "H"))
+    s.add_argument("--invalid-pose-fraction", type=float, default=0.02)
+    s.add_argument("--mesh-vertex-spacing-m", type=float, default=0.05)
+    s.add_argument("--jpeg-quality", type=int, default=90)
+    s.set_defaults(func=_run_synth_scannet)
+
+
+def _run_synth_scannet(args) -> int:
+    from jointwsss.synth.scannet import (
+        SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata,
+    )
+
+    cfg = SynthScanNetConfig(
+        seed=args.seed, num_train_scenes=args.num_train_scenes, num_val_scenes=args.num_val_scenes,
+        num_test_scenes=args.num_test_scenes, frames_per_scene=args.frames_per_scene,
+        color_size=tuple(args.color_size), depth_size=tuple(args.depth_size),
+        invalid_pose_fraction=args.invalid_pose_fraction, mesh_vertex_spacing_m=args.mesh_vertex_spacing_m,
+        jpeg_quality=args.jpeg_quality,
+    )
+    if args.meta_only:
+        write_metadata(args.out, cfg)
+        log.info("synth scannet: wrote label tsv and split lists to %s", args.out)
+        return 0
+    if not args.scene:
+        synthesize_scannet(args.out, cfg)
+        n = sum(len(v) for v in scene_ids(cfg).values())
+        log.info("synth scannet: wrote %d scenes to %s", n, args.out)
+        return 0
+    for scene in args.scene:
+        t0 = time.perf_counter()
+        summary = synthesize_scene(scene, args.out / "scans" / scene, cfg, with_labels=not args.test)
+        log.info("synth scannet: %s done in %.1f s: %s", scene, time.perf_counter() - t0,
+                 json.dumps(summary, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------- download
+def _add_download(sub) -> None:
+    p = sub.add_parser("download", help="fetch real ScanNet files (resumable) from scannet.base_url")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--raw-dir", type=Path, required=True)
+    base.add_argument("--base-url", default=os.environ.get("JOINTWSSS_SCANNET_BASE_URL", ""),
+                      help="ScanNet download URL (default: $JOINTWSSS_SCANNET_BASE_URL, set by the Snakefile "
+                           "from scannet.base_url)")
+    s = kinds.add_parser("scene", parents=[base], help="all files of one scene")
+    s.add_argument("--scene", required=True)
+    s.add_argument("--test", action="store_true", help="a test scene (no label files exist)")
+    s.set_defaults(func=_run_download_scene)
+    t = kinds.add_parser("tsv", parents=[base], help="scannetv2-labels.combined.tsv")
+    t.set_defaults(func=_run_download_tsv)
+    sp = kinds.add_parser("splits", help="write the official split lists shipped with jointwsss")
+    sp.add_argument("--raw-dir", type=Path, required=True)
+    sp.set_defaults(func=_run_write_splits)
+
+
+def _run_download_scene(args) -> int:
+    from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES, download_scene
+
+    suffixes = TEST_SCENE_SUFFIXES if args.test else SCENE_SUFFIXES
+    paths = download_scene(args.base_url, args.scene, args.raw_dir, suffixes=suffixes)
+    log.info("download: %s: %d files, %.1f MB", args.scene, len(paths),
+             sum(p.stat().st_size for p in paths) / 1e6)
+    return 0
+
+
+def _run_download_tsv(args) -> int:
+    from jointwsss.io.download import download_label_tsv
+
+    path = download_label_tsv(args.base_url, args.raw_dir)
+    log.info("download: %s", path)
+    return 0
+
+
+def _run_write_splits(args) -> int:
+    from jointwsss.io.scannet_labels import read_split, split_path, write_split
+
+    for split in ("train", "val", "test"):
+        write_split(args.raw_dir / f"scannetv2_{split}.txt", read_split(split_path(split)))
+    log.info("splits: wrote the official train/val/test lists to %s", args.raw_dir)
+    return 0
+
+
+# --------------------------------------------------------------------------- preprocess
+def _add_preprocess(sub) -> None:
+    p = sub.add_parser("preprocess", help="build the per-scene caches (Zarr v3 stores) and split indexes")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    pts = kinds.add_parser("points", help="points/{scene}.zarr: mesh vertices, colours, labels, scene labels")
+    pts.add_argument("--scene-dir", type=Path, required=True, help="raw scene folder scans/<scene>/")
+    pts.add_argument("--out", type=Path, required=True)
+    pts.add_argument("--min-points", type=int, required=True)
+    pts.set_defaults(func=_run_points)
+    fr = kinds.add_parser("frames", help="frames/{scene}.zarr: sampled RGB-D frames, 2D labels, image labels")
+    fr.add_argument("--scene-dir", type=Path, required=True)
+    fr.add_argument("--out", type=Path, required=True)
+    fr.add_argument("--skip", type=int, required=True)
+    fr.add_argument("--image-size", type=_size, nargs=2, required=True, metavar=("W", "H"))
+    fr.add_argument("--min-pixel-fraction", type=float, required=True)
+    fr.add_argument("--label-tsv", type=Path, default=None)
+    fr.set_defaults(func=_run_frames)
+    co = kinds.add_parser("corr", help="corr/{scene}.zarr: visible points per view (CSR)")
+    co.add_argument("--points", type=Path, required=True)
+    co.add_argument("--frames", type=Path, required=True)
+    co.add_argument("--out", type=Path, required=True)
+    co.add_argument("--depth-tolerance", type=float, required=True)
+    co.add_argument("--depth-tolerance-mode", choices=("relative", "absolute"), required=True)
+    co.set_defaults(func=_run_corr)
+    ix = kinds.add_parser("index", help="index/{split}.json: scenes, frame and pair counts, class statistics")
+    ix.add_argument("--split", required=True)
+    ix.add_argument("--cache-dir", type=Path, required=True)
+    ix.add_argument("--out", type=Path, required=True)
+    ix.add_argument("--scenes", nargs="*", default=[])
+    ix.set_defaults(func=_run_index)
+
+
+def _single_threaded() -> None:
+    # Snakemake runs one job per core: libraries must not spawn a thread per core each.
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _run_points(args) -> int:
+    from jointwsss.preprocess.points import build_points_store
+
+    _single_threaded()
+    build_points_store(args.scene_dir, args.out, min_points=args.min_points)
+    return 0
+
+
+def _run_frames(args) -> int:
+    from jointwsss.preprocess.frames import build_frames_store
+
+    _single_threaded()
+    build_frames_store(args.scene_dir, args.out, skip=args.skip, image_size=tuple(args.image_size),
+                       min_pixel_fraction=args.min_pixel_fraction, label_tsv=args.label_tsv)
+    return 0
+
+
+def _run_corr(args) -> int:
+    from jointwsss.preprocess.correspondences import VisibilityParams, build_corr_store
+
+    _single_threaded()
+    build_corr_store(args.points, args.frames, args.out,
+                     visibility=VisibilityParams(args.depth_tolerance, args.depth_tolerance_mode))
+    return 0
+
+
+def _run_index(args) -> int:
+    from jointwsss.preprocess.index import build_index
+
+    build_index(args.split, args.scenes, args.cache_dir, args.out)
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train one experiment (both classifiers, the paper's joint loss)")
+    p.add_argument("--run-dir", type=Path, required=True, help="runs/<experiment>/")
+    p.add_argument("--settings", required=True,
+                   help="the experiment's resolved settings as JSON (written by the Snakefile), or @file.json")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (overrides the settings)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--stop-after-epoch", type=int, default=None, help="end after this epoch (keeps the checkpoint)")
+    p.set_defaults(func=_run_train)
+
+
+def _load_settings(text: str) -> dict:
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    return json.loads(text)
+
+
+def _run_train(args) -> int:
+    from jointwsss.train import train
+
+    settings = _load_settings(args.settings)
+    train_cfg = settings.setdefault("train", {})
+    train_cfg["num_workers"] = args.num_workers if args.num_workers is not None else train_cfg.get("num_workers", 0)
+    train_cfg["device"] = args.device or train_cfg.get("device", "auto")
+    train(settings, args.run_dir, stop_after_epoch=args.stop_after_epoch)
+    return 0
+
+
+# --------------------------------------------------------------------------- info
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="summarise a raw ScanNet scene folder")
+    p.add_argument("path", type=Path, help="a scene folder (scans/<scene>/)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args) -> int:
+    from jointwsss.info import format_summary, summarize
+
+    summary = summarize(args.path)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks; each writes a JSON result")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    m = kinds.add_parser("sens-memory", help="peak RSS while reading 10 frames spread over a >= 1 GB .sens")
+    m.add_argument("--work-dir", type=Path, default=Path("bench/work"),
+                   help="where the large .sens is written (kept for reuse)")
+    m.add_argument("--out", type=Path, default=Path("bench/sens_memory.json"))
+    m.add_argument("--target-bytes", type=int, default=1_100_000_000)
+    m.add_argument("--num-reads", type=int, default=10)
+    m.set_defaults(func=_run_bench_sens_memory)
+
+
+def _run_bench_sens_memory(args) -> int:
+    from jointwsss.bench.sens_memory import bench_sens_memory
+
+    result = bench_sens_memory(args.work_dir, target_bytes=args.target_bytes, num_reads=args.num_reads)
+    _write_json(args.out, result)
+    log.info("bench sens-memory: %s", json.dumps(result))
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jointwsss", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_synth(sub)
+    _add_download(sub)
+    _add_preprocess(sub)
+    _add_train(sub)
+    _add_info(sub)
+    _add_bench(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    from jointwsss.io.errors import DataFormatError
+
+    try:
+        return args.func(args)
+    except DataFormatError as exc:
+        # A bad input file: one clear line, no traceback.
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Turns the cached Zarr stores into training tensors (datasets, transforms, collation)."""

@@ -1,0 +1,123 @@
+# Config validation and the scene lists every other rule file uses.
+
+import os
+from pathlib import Path
+
+from jointwsss.config import validate_config
+from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
+from jointwsss.io.scannet_labels import read_split, split_path
+from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
+
+validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
+
+RAW_DIR = Path(config["dataset"]["raw_dir"])
+LOGS = Path(config["logs_dir"])
+SOURCE = config["dataset"]["source"]
+SPLITS = config["dataset"]["splits"]
+LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
+
+
+def synth_config():
+    s = config["synth"]
+    return SynthScanNetConfig(
+        seed=s["seed"],
+        num_train_scenes=s["num_train_scenes"],
+        num_val_scenes=s["num_val_scenes"],
+        num_test_scenes=s["num_test_scenes"],
+        frames_per_scene=s["frames_per_scene"],
+        color_size=tuple(s["color_size"]),
+        depth_size=tuple(s["depth_size"]),
+        invalid_pose_fraction=s["invalid_pose_fraction"],
+        mesh_vertex_spacing_m=s["mesh_vertex_spacing_m"],
+        jpeg_quality=s["jpeg_quality"],
+    )
+
+
+def _split_scenes(split):
+    if SOURCE == "synthetic":
+        scenes = synth_scene_ids(synth_config())[split]
+    else:
+        # A local copy may ship its own split lists; otherwise the official ones packaged with jointwsss.
+        local_list = RAW_DIR / f"scannetv2_{split}.txt"
+        scenes = read_split(local_list if SOURCE == "local" and local_list.exists() else split_path(split))
+    limit = config["dataset"]["max_scenes_per_split"]
+    return scenes[:limit] if limit else scenes
+
+
+SCENES = {split: _split_scenes(split) for split in SPLITS}
+ALL_SCENES = sorted({s for split in SPLITS for s in SCENES[split]})
+TEST_SCENES = set(SCENES.get("test", []))
+
+
+def scene_files(scene):
+    """Raw files of one scene in the official layout (test scenes carry no label files)."""
+    suffixes = TEST_SCENE_SUFFIXES if scene in TEST_SCENES else SCENE_SUFFIXES
+    return [str(RAW_DIR / "scans" / scene / f"{scene}{suffix}") for suffix in suffixes]
+
+
+def split_list(split):
+    return str(RAW_DIR / f"scannetv2_{split}.txt")
+
+
+def synth_scene_args():
+    """CLI flags for the per-scene settings of the synthetic generator (everything but the scene counts)."""
+    s = config["synth"]
+    return (
+        f"--seed {s['seed']} --frames-per-scene {s['frames_per_scene']}"
+        f" --color-size {s['color_size'][0]} {s['color_size'][1]}"
+        f" --depth-size {s['depth_size'][0]} {s['depth_size'][1]}"
+        f" --invalid-pose-fraction {s['invalid_pose_fraction']}"
+        f" --mesh-vertex-spacing-m {s['mesh_vertex_spacing_m']} --jpeg-quality {s['jpeg_quality']}"
+    )
+
+
+if SOURCE == "download":
+    if not config["scannet"]["base_url"]:
+        raise ValueError(
+            "config: scannet.base_url is empty but dataset.source is 'download' -- set scannet.base_url to the "
+            "URL you received after accepting the ScanNet terms of use, or use dataset.source: local / synthetic"
+        )
+    # Passed through the environment rather than params: a changed URL (a new token) must not
+    # make Snakemake download 1.2 TB again.
+    os.environ["JOINTWSSS_SCANNET_BASE_URL"] = config["scannet"]["base_url"]
+elif SOURCE == "local" and not (RAW_DIR / "scans").is_dir():
+    raise ValueError(
+        f"config: dataset.source is 'local' but {RAW_DIR / 'scans'} does not exist -- point dataset.raw_dir at your "
+        "ScanNet copy (the folder holding scans/ and scannetv2-labels.combined.tsv)"
+    )
+
+
+RUNS = Path(config["runs_dir"])
+EXPERIMENTS = list(config["experiments"])
+if config["experiment"] not in config["experiments"]:
+    raise ValueError(
+        f"config: experiment '{config['experiment']}' is not one of the keys of experiments: {', '.join(EXPERIMENTS)}"
+    )
+
+# Settings that never change a trained model: passed on the command line, not through params.
+_NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
+
+
+def experiment_settings(name):
+    """Everything that determines the trained weights of one experiment (a JSON-able dict)."""
+    exp = config["experiments"][name]
+    return {
+        "experiment": name,
+        "losses": exp["losses"],
+        "confidence": exp.get("confidence", True),
+        "cache_dir": config["cache_dir"],
+        "seed": config["seed"],
+        "model": config["model"],
+        "points": config["points"],
+        "joint": config["joint"],
+        "augment": config["augment"],
+        "train": {k: v for k, v in config["train"].items() if k not in _NON_RESULT_TRAIN_KEYS},
+    }
+
+
+def train_launcher():
+    """`jointwsss` for one process, torchrun + DDP for several GPUs."""
+    gpus = config["train"]["gpus"]
+    if gpus > 1:
+        return f"torchrun --standalone --nproc-per-node {gpus} --no-python jointwsss"
+    return "jointwsss"

@@ -42,7 +42,7 @@ def test_class_absent_from_both_is_left_out_of_the_mean():
     assert rep["per_class"]["sink"] is None
     assert rep["classes_in_mean"] == 2 and rep["miou"] == 1.0
     # a class only predicted (absent from ground truth) is in the mean with IoU 0
-    rep = miou_report(confusion_matrix(np.array([0, 0]), np.array([0, 16]))  # 16 = toilet)
+    rep = miou_report(confusion_matrix(np.array([0, 0]), np.array([0, 16])))  # 16 = toilet
     assert rep["per_class"]["toilet"] == 0.0
     assert rep["classes_in_mean"] == 2 and rep["miou"] == pytest.approx(0.25)
 

@@ -1,0 +1,218 @@
+"""PointNet++ sampling, grouping and interpolation operators in pure PyTorch.
+
+These replace the CUDA kernels of the reference PointNet++ implementation (Qi et al. 2017, as
+used by WyPR) with batched tensor code that runs on CPU and GPU alike. Every operator works on a
+batch of equally sized point clouds:
+
+- ``xyz`` tensors are ``(B, N, 3)`` float coordinates (metres in this project),
+- feature tensors are channel-first ``(B, C, N)`` floats,
+- index tensors are ``torch.long`` indices into the point dimension.
+
+Only :func:`group_points`, :func:`gather_points` and :func:`three_interpolate` are differentiable
+(with respect to their features); sampling, ball query and nearest-neighbour search return
+indices and distances that callers treat as constants.
+
+Memory: a neighbourhood search between ``S`` centres and ``N`` points needs a ``(B, S, N)``
+distance tensor, about 0.6 GB per sample for S = 2048, N = 40,000. :func:`ball_query` and
+:func:`three_nn` therefore process the centres in chunks; by default a chunk holds at most
+``DEFAULT_PAIR_BUDGET`` centre-point pairs over the whole batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Centre-point pairs (summed over the batch) per chunk in :func:`ball_query` / :func:`three_nn`
+#: when no ``chunk_size`` is given: 2**24 pairs is 64 MiB per float32 ``(B, s, N)`` tensor.
+DEFAULT_PAIR_BUDGET = 2**24
+
+
+def _auto_chunk(batch: int, num_points: int, chunk_size: int | None) -> int:
+    """Number of centres per chunk: ``chunk_size`` if given, else from ``DEFAULT_PAIR_BUDGET``."""
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        return chunk_size
+    return max(1, DEFAULT_PAIR_BUDGET // max(1, batch * num_points))
+
+
+def _pairwise_distance(centres: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances ``(B, S, N)`` between ``centres (B, S, 3)`` and ``points (B, N, 3)``.
+
+    Uses the direct difference formula rather than ``|a|^2 + |b|^2 - 2ab``: the matrix-product
+    form loses precision by cancellation, which would move points across a ball-query radius.
+    """
+    return torch.cdist(centres, points, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+@torch.no_grad()
+def farthest_point_sample(xyz: torch.Tensor, npoint: int, start_idx: int | torch.Tensor = 0) -> torch.Tensor:
+    """Iterative farthest point sampling.
+
+    Args:
+        xyz: ``(B, N, 3)`` point coordinates.
+        npoint: number of points to select, ``1 <= npoint <= N``.
+        start_idx: index of the first selected point, an ``int`` for all clouds or a ``(B,)`` long
+            tensor per cloud.
+
+    Returns:
+        ``(B, npoint)`` long indices. Point ``k`` is the point with the largest distance to its
+        nearest already-selected point; ties go to the lowest index, so the result is
+        deterministic. The loop over ``npoint`` is inherent (each pick depends on all earlier
+        ones); each iteration is a vectorised ``O(B N)`` update.
+    """
+    batch, num_points, _ = xyz.shape
+    if not 1 <= npoint <= num_points:
+        raise ValueError(f"npoint must be in [1, {num_points}], got {npoint}")
+    device = xyz.device
+    if isinstance(start_idx, torch.Tensor):
+        current = start_idx.to(device=device, dtype=torch.long).reshape(batch)
+    else:
+        current = torch.full((batch,), int(start_idx), dtype=torch.long, device=device)
+    selected = torch.empty((batch, npoint), dtype=torch.long, device=device)
+    # Squared distances keep the same argmax and avoid a sqrt per iteration.
+    min_sq_dist = torch.full((batch, num_points), float("inf"), dtype=xyz.dtype, device=device)
+    batch_idx = torch.arange(batch, device=device)
+    for k in range(npoint):
+        selected[:, k] = current
+        last = xyz[batch_idx, current]  # (B, 3)
+        sq_dist = (xyz - last[:, None, :]).pow(2).sum(-1)
+        min_sq_dist = torch.minimum(min_sq_dist, sq_dist)
+        current = torch.argmax(min_sq_dist, dim=1)
+    return selected
+
+
+@torch.no_grad()
+def ball_query(
+    radius: float,
+    nsample: int,
+    xyz: torch.Tensor,
+    new_xyz: torch.Tensor,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Neighbours of each centre within a ball.
+
+    Args:
+        radius: ball radius, same unit as the coordinates; a point is inside when its distance is
+            strictly less than ``radius``.
+        nsample: neighbours per centre.
+        xyz: ``(B, N, 3)`` points searched.
+        new_xyz: ``(B, S, 3)`` ball centres.
+        chunk_size: centres per chunk (memory bound ``B * chunk_size * N``); ``None`` picks it
+            from ``DEFAULT_PAIR_BUDGET``. The result does not depend on it.
+
+    Returns:
+        ``(B, S, nsample)`` long indices into ``xyz``: the first ``nsample`` points inside the ball
+        in index order. When fewer are inside, the remaining slots repeat the first one found (the
+        rule of the reference CUDA kernel). When none is inside, every slot holds the nearest point
+        (the CUDA kernel would return index 0, an arbitrary point; the nearest one is the sensible
+        neighbourhood of an empty ball).
+    """
+    batch, num_points, _ = xyz.shape
+    num_centres = new_xyz.shape[1]
+    step = _auto_chunk(batch, num_points, chunk_size)
+    k = min(nsample, num_points)
+    out = torch.empty((batch, num_centres, nsample), dtype=torch.long, device=xyz.device)
+    # int32 keys halve the memory of the per-chunk (B, s, N) key tensor; N < 2**31 always.
+    point_order = torch.arange(num_points, dtype=torch.int32, device=xyz.device)
+    sentinel = torch.tensor(num_points, dtype=torch.int32, device=xyz.device)
+    for start in range(0, num_centres, step):
+        centres = new_xyz[:, start : start + step]
+        dist = _pairwise_distance(centres, xyz)  # (B, s, N)
+        # Points outside the ball get key N, so the k smallest keys are the first k inside.
+        keys = torch.where(dist < radius, point_order, sentinel)
+        first_k = torch.topk(keys, k, dim=-1, largest=False, sorted=True).values.long()
+        first_found = first_k[..., :1]
+        nearest = torch.argmin(dist, dim=-1, keepdim=True)
+        first_found = torch.where(first_found == num_points, nearest, first_found)
+        first_k = torch.where(first_k == num_points, first_found, first_k)
+        if k < nsample:
+            first_k = torch.cat([first_k, first_found.expand(-1, -1, nsample - k)], dim=-1)
+        out[:, start : start + step] = first_k
+    return out
+
+
+def gather_points(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Select points: ``features (B, C, N)``, ``idx (B, S)`` long -> ``(B, C, S)``.
+
+    Differentiable in ``features``. For coordinates ``(B, N, 3)`` pass ``xyz.transpose(1, 2)``.
+    """
+    batch, channels, _ = features.shape
+    return features.gather(2, idx[:, None, :].expand(batch, channels, idx.shape[1]))
+
+
+def group_points(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Gather neighbourhoods: ``features (B, C, N)``, ``idx (B, S, K)`` long -> ``(B, C, S, K)``.
+
+    Differentiable in ``features``.
+    """
+    batch, num_centres, nsample = idx.shape
+    flat = gather_points(features, idx.reshape(batch, num_centres * nsample))
+    return flat.reshape(batch, features.shape[1], num_centres, nsample)
+
+
+@torch.no_grad()
+def three_nn(
+    unknown: torch.Tensor, known: torch.Tensor, chunk_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three nearest ``known`` points of every ``unknown`` point.
+
+    Args:
+        unknown: ``(B, n, 3)`` query points.
+        known: ``(B, m, 3)`` points searched.
+        chunk_size: queries per chunk (memory bound ``B * chunk_size * m``); ``None`` picks it from
+            ``DEFAULT_PAIR_BUDGET``.
+
+    Returns:
+        ``dist (B, n, 3)`` Euclidean distances, ascending, and ``idx (B, n, 3)`` long indices into
+        ``known``. When ``m < 3`` the missing neighbours repeat the nearest one, so interpolation
+        stays a convex combination.
+    """
+    batch, num_queries, _ = unknown.shape
+    num_known = known.shape[1]
+    if num_known < 1:
+        raise ValueError("three_nn needs at least one known point")
+    step = _auto_chunk(batch, num_known, chunk_size)
+    k = min(3, num_known)
+    dists, idxs = [], []
+    for start in range(0, num_queries, step):
+        dist = _pairwise_distance(unknown[:, start : start + step], known)
+        d, i = torch.topk(dist, k, dim=-1, largest=False, sorted=True)
+        dists.append(d)
+        idxs.append(i)
+    dist = torch.cat(dists, dim=1)
+    idx = torch.cat(idxs, dim=1)
+    if k < 3:
+        dist = torch.cat([dist, dist[..., :1].expand(-1, -1, 3 - k)], dim=-1)
+        idx = torch.cat([idx, idx[..., :1].expand(-1, -1, 3 - k)], dim=-1)
+    return dist, idx
+
+
+def inverse_distance_weights(dist: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Interpolation weights ``(1 / (d + eps))`` normalised to sum 1 over the last dimension.
+
+    ``dist (B, n, 3)`` from :func:`three_nn`; ``eps`` keeps a query that coincides with a known
+    point finite (its weight then dominates).
+    """
+    inv = 1.0 / (dist + eps)
+    return inv / inv.sum(dim=-1, keepdim=True)
+
+
+def three_interpolate(features: torch.Tensor, idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of three neighbours' features.
+
+    Args:
+        features: ``(B, C, m)`` features of the known points.
+        idx: ``(B, n, 3)`` long neighbour indices into the known points.
+        weight: ``(B, n, 3)`` weights (e.g. :func:`inverse_distance_weights`).
+
+    Returns:
+        ``(B, C, n)``: ``sum_j weight[b, i, j] * features[b, :, idx[b, i, j]]``. Differentiable in
+        ``features`` and ``weight``.
+    """
+    out = None
+    # One gather per neighbour keeps the peak memory at (B, C, n) instead of (B, C, n, 3).
+    for j in range(idx.shape[-1]):
+        term = gather_points(features, idx[..., j]) * weight[:, None, :, j]
+        out = term if out is None else out + term
+    return out

@@ -1,0 +1,156 @@
+"""PointNet++ operators against brute-force references on small random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jointwsss.models.pointnet2_ops import (
+    ball_query,
+    farthest_point_sample,
+    gather_points,
+    group_points,
+    inverse_distance_weights,
+    three_interpolate,
+    three_nn,
+)
+
+
+def _random_cloud(batch: int, num_points: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, num_points, 3, generator=gen)
+
+
+def _fps_reference(points: np.ndarray, npoint: int, start: int) -> list[int]:
+    """O(N^2) FPS: recompute every point's distance to the chosen set from scratch each step."""
+    chosen = [start]
+    while len(chosen) < npoint:
+        d = np.linalg.norm(points[:, None, :] - points[None, chosen, :], axis=-1).min(axis=1)
+        chosen.append(int(np.argmax(d)))
+    return chosen
+
+
+def _ball_query_reference(points: np.ndarray, centres: np.ndarray, radius: float, nsample: int) -> np.ndarray:
+    out = np.empty((len(centres), nsample), dtype=np.int64)
+    for s, c in enumerate(centres):
+        d = np.linalg.norm(points - c, axis=1)
+        inside = [i for i in range(len(points)) if d[i] < radius][:nsample]
+        if not inside:
+            inside = [int(np.argmin(d))]
+        out[s] = inside + [inside[0]] * (nsample - len(inside))
+    return out
+
+
+def test_fps_matches_quadratic_reference():
+    xyz = _random_cloud(2, 200, seed=1)
+    idx = farthest_point_sample(xyz, 32)
+    assert idx.shape == (2, 32) and idx.dtype == torch.long
+    for b in range(2):
+        assert idx[b].tolist() == _fps_reference(xyz[b].double().numpy(), 32, start=0)
+
+
+def test_fps_start_index_per_cloud_and_all_points_distinct():
+    xyz = _random_cloud(2, 50, seed=2)
+    idx = farthest_point_sample(xyz, 50, start_idx=torch.tensor([7, 13]))
+    assert idx[:, 0].tolist() == [7, 13]
+    for b in range(2):
+        # Sampling every point must visit each exactly once.
+        assert sorted(idx[b].tolist()) == list(range(50))
+    assert idx[0, :10].tolist() == _fps_reference(xyz[0].double().numpy(), 10, start=7)
+
+
+def test_fps_rejects_npoint_above_n():
+    with pytest.raises(ValueError, match="npoint"):
+        farthest_point_sample(_random_cloud(1, 5, seed=0), 6)
+
+
+def test_ball_query_matches_reference_with_padding_and_empty_balls():
+    xyz = _random_cloud(2, 300, seed=3)
+    # Centres: some points of the cloud (non-empty balls) and some far away (empty balls).
+    far = torch.tensor([[[3.0, 3.0, 3.0], [-2.0, 0.5, 0.5]]]).expand(2, -1, -1)
+    new_xyz = torch.cat([xyz[:, :20], far], dim=1)
+    radius, nsample = 0.15, 8
+    idx = ball_query(radius, nsample, xyz, new_xyz)
+    assert idx.shape == (2, 22, nsample) and idx.dtype == torch.long
+    for b in range(2):
+        ref = _ball_query_reference(xyz[b].double().numpy(), new_xyz[b].double().numpy(), radius, nsample)
+        np.testing.assert_array_equal(idx[b].numpy(), ref)
+    # The far centre (3,3,3) has no neighbour: all slots hold the point nearest to it.
+    nearest = torch.cdist(new_xyz[:, 20:21], xyz).argmin(-1)
+    assert (idx[:, 20] == nearest).all()
+    # Padding happened somewhere: a row with fewer than nsample distinct entries.
+    distinct = [len(set(row.tolist())) for row in idx[0, :20]]
+    assert min(distinct) < nsample
+
+
+def test_ball_query_chunked_equals_unchunked_and_nsample_above_n():
+    xyz = _random_cloud(2, 64, seed=4)
+    new_xyz = _random_cloud(2, 37, seed=5)
+    full = ball_query(0.3, 10, xyz, new_xyz, chunk_size=1000)
+    for chunk in (1, 5, 36):
+        assert torch.equal(ball_query(0.3, 10, xyz, new_xyz, chunk_size=chunk), full)
+    # nsample larger than N: all points inside (radius covers the unit cube), then padding.
+    idx = ball_query(2.0, 70, xyz, new_xyz[:, :3])
+    assert idx[0, 0, :64].tolist() == list(range(64))
+    assert idx[0, 0, 64:].tolist() == [0] * 6
+
+
+def test_three_nn_matches_cdist_topk_and_chunking():
+    unknown = _random_cloud(2, 90, seed=6)
+    known = _random_cloud(2, 25, seed=7)
+    dist, idx = three_nn(unknown, known, chunk_size=7)
+    ref_dist, ref_idx = torch.cdist(unknown.double(), known.double()).topk(3, dim=-1, largest=False)
+    assert torch.equal(idx, ref_idx)
+    torch.testing.assert_close(dist.double(), ref_dist, atol=1e-6, rtol=0)
+    assert torch.equal(three_nn(unknown, known)[1], idx)
+
+
+def test_three_nn_pads_with_nearest_when_fewer_than_three_known():
+    unknown = torch.tensor([[[0.0, 0, 0], [0.9, 0, 0]]])
+    known = torch.tensor([[[1.0, 0, 0], [0.0, 0, 0.5]]])
+    dist, idx = three_nn(unknown, known)
+    assert idx.tolist() == [[[1, 0, 1], [0, 1, 0]]]
+    torch.testing.assert_close(dist[0, 0], torch.tensor([0.5, 1.0, 0.5]))
+
+
+def test_three_interpolate_on_a_1d_example():
+    # Known points on the x axis at 0, 1, 3 with features 10, 20, 40; query at x = 0.5.
+    known = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [3.0, 0, 0]]])
+    unknown = torch.tensor([[[0.5, 0, 0]]])
+    features = torch.tensor([[[10.0, 20.0, 40.0]]])
+    dist, idx = three_nn(unknown, known)
+    weight = inverse_distance_weights(dist)
+    # Distances 0.5, 0.5, 2.5 -> inverse 2, 2, 0.4 -> weights 2/4.4, 2/4.4, 0.4/4.4.
+    torch.testing.assert_close(weight[0, 0], torch.tensor([2 / 4.4, 2 / 4.4, 0.4 / 4.4]))
+    out = three_interpolate(features, idx, weight)
+    expected = (2 * 10 + 2 * 20 + 0.4 * 40) / 4.4
+    torch.testing.assert_close(out, torch.tensor([[[expected]]]))
+    # A query on a known point takes that point's feature.
+    dist, idx = three_nn(torch.tensor([[[3.0, 0, 0]]]), known)
+    on_point = three_interpolate(features, idx, inverse_distance_weights(dist))
+    torch.testing.assert_close(on_point, torch.tensor([[[40.0]]]))
+
+
+def test_three_interpolate_gradient_reaches_the_weighted_points():
+    features = torch.zeros(1, 2, 4, requires_grad=True)
+    idx = torch.tensor([[[0, 1, 1], [3, 3, 3]]])
+    weight = torch.tensor([[[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]])
+    three_interpolate(features, idx, weight).sum().backward()
+    assert features.grad.tolist() == [[[0.5, 0.5, 0.0, 1.0]] * 2]
+
+
+def test_group_and_gather_points():
+    features = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
+    idx = torch.tensor([[4, 0], [2, 2]])
+    gathered = gather_points(features, idx)
+    assert gathered.shape == (2, 3, 2)
+    assert gathered[0].tolist() == [[4, 0], [9, 5], [14, 10]]
+    assert gathered[1].tolist() == [[17, 17], [22, 22], [27, 27]]
+    group_idx = torch.tensor([[[1, 2, 3], [0, 0, 4]], [[4, 3, 2], [1, 1, 1]]])
+    grouped = group_points(features, group_idx)
+    assert grouped.shape == (2, 3, 2, 3)
+    for b in range(2):
+        for c in range(3):
+            for s in range(2):
+                assert grouped[b, c, s].tolist() == [features[b, c, k].item() for k in group_idx[b, s]]

@@ -157,19 +157,40 @@ def _frame_label(frame: int | None) -> str:
     return "" if frame is None else f"frame {frame}: "
 
 
+# JPEG decode flags per ``reduce`` factor: libjpeg scales the DCT while decoding, so a 1/n-size
+# image costs a fraction of a full decode (and no resize afterwards).
+_REDUCED_JPEG_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def reduced_color_size(header: SensHeader, reduce: int) -> tuple[int, int]:
+    """(width, height) in pixels of a colour frame decoded with ``reduce`` (libjpeg's rule: ceil(side / reduce))."""
+    if reduce not in _REDUCED_JPEG_FLAGS:
+        raise ValueError(f"reduce must be one of {tuple(_REDUCED_JPEG_FLAGS)}, got {reduce!r}")
+    return -(-header.color_width // reduce), -(-header.color_height // reduce)
+
+
 def decode_color(
     data: bytes,
     header: SensHeader,
     *,
     source: str | os.PathLike = "<.sens colour payload>",
     frame: int | None = None,
+    reduce: int = 1,
 ) -> np.ndarray:
     """Decode one colour payload to (H, W, 3) uint8 RGB (not BGR), checked against the header size.
 
+    ``reduce`` (1, 2, 4 or 8) returns the image at 1/reduce size, ``reduced_color_size(header,
+    reduce)``. JPEG payloads are decoded directly at that size (libjpeg DCT scaling, much faster
+    than a full decode); raw and PNG payloads are decoded fully and area-averaged down.
     ``source`` and ``frame`` only label the DataFormatError raised for a payload that does not
     decode or decodes to another size.
     """
-    expected_shape = (header.color_height, header.color_width, 3)
+    reduced_width, reduced_height = reduced_color_size(header, reduce)
     where = _frame_label(frame)
     if header.color_compression == "raw":
         if len(data) != header.decoded_color_bytes:
@@ -178,21 +199,30 @@ def decode_color(
                 f"{where}raw colour payload has {len(data)} bytes, expected "
                 f"{header.decoded_color_bytes} (= {header.color_width} x {header.color_height} x 3)",
             )
-        return np.frombuffer(data, dtype=np.uint8).reshape(expected_shape).copy()
+        rgb = np.frombuffer(data, dtype=np.uint8).reshape(header.color_height, header.color_width, 3)
+        if reduce == 1:
+            return rgb.copy()
+        return cv2.resize(rgb, (reduced_width, reduced_height), interpolation=cv2.INTER_AREA)
     encoded = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if encoded.size else None
+    jpeg = header.color_compression == "jpeg"
+    flags = _REDUCED_JPEG_FLAGS[reduce] if jpeg else cv2.IMREAD_COLOR
+    bgr = cv2.imdecode(encoded, flags) if encoded.size else None
     if bgr is None:
         raise DataFormatError(
             source,
             f"{where}colour payload ({len(data)} bytes) is not a decodable {header.color_compression} image",
             "the file is corrupt; download it again",
         )
-    if bgr.shape != expected_shape:
+    decoded_shape = (reduced_height, reduced_width, 3) if jpeg else (header.color_height, header.color_width, 3)
+    if bgr.shape != decoded_shape:
+        scaled = f" (expected {reduced_width}x{reduced_height} at 1/{reduce} size)" if jpeg and reduce > 1 else ""
         raise DataFormatError(
             source,
             f"{where}colour image decodes to {bgr.shape[1]}x{bgr.shape[0]} pixels but the header says "
-            f"{header.color_width}x{header.color_height}",
+            f"{header.color_width}x{header.color_height}{scaled}",
         )
+    if not jpeg and reduce > 1:
+        bgr = cv2.resize(bgr, (reduced_width, reduced_height), interpolation=cv2.INTER_AREA)
     # OpenCV decodes to BGR; everything downstream expects RGB.
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -476,9 +506,9 @@ class SensReader:
         frame = self.frames[i]
         return self._read_payload(frame.depth_offset, frame.depth_size, self._index(i), "depth")
 
-    def color(self, i: int) -> np.ndarray:
-        """Frame ``i`` colour as (H, W, 3) uint8 RGB."""
-        return decode_color(self.color_bytes(i), self.header, source=self.path, frame=self._index(i))
+    def color(self, i: int, *, reduce: int = 1) -> np.ndarray:
+        """Frame ``i`` colour as (H, W, 3) uint8 RGB; at 1/``reduce`` size for reduce 2, 4 or 8 (see :func:`decode_color`)."""
+        return decode_color(self.color_bytes(i), self.header, source=self.path, frame=self._index(i), reduce=reduce)
 
     def depth(self, i: int) -> np.ndarray:
         """Frame ``i`` depth as (Hd, Wd) uint16 raw units (divide by ``header.depth_shift`` for metres)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jointwsss.bench.sens_memory import _bench_header, peak_rss_bytes
+from jointwsss.bench.sens_memory import bench_header, peak_rss_bytes
 from jointwsss.io.sens import (
     COLOR_COMPRESSION,
     DEPTH_COMPRESSION,
@@ -97,7 +97,7 @@ def _frame_pose(index: int) -> np.ndarray:
 
 def write_bench_sens(path: Path, num_frames: int) -> tuple[Path, bool]:
     """Write the benchmark ``.sens`` at ``path`` unless an identical one is there; returns (path, reused)."""
-    header = _bench_header(COLOR_SIZE, DEPTH_SIZE)
+    header = bench_header(COLOR_SIZE, DEPTH_SIZE)
     payloads = [
         (encode_color(realistic_color(seed), "jpeg", JPEG_QUALITY), encode_depth(realistic_depth(seed)))
         for seed in range(DISTINCT_FRAMES)

@@ -47,7 +47,7 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _bench_header(color_size: tuple[int, int], depth_size: tuple[int, int]) -> SensHeader:
+def bench_header(color_size: tuple[int, int], depth_size: tuple[int, int]) -> SensHeader:
     """A ScanNet-like header; ``color_size`` and ``depth_size`` are (width, height) in pixels."""
     (color_width, color_height), (depth_width, depth_height) = color_size, depth_size
 
@@ -112,7 +112,7 @@ def write_bench_file(
     Returns ``(path, reused)``. One realistic frame is encoded once and its bytes repeated, so
     writing a gigabyte is bounded by the disk, not by JPEG encoding.
     """
-    header = _bench_header(color_size, depth_size)
+    header = bench_header(color_size, depth_size)
     color_bytes, depth_bytes = _realistic_frame(header)
     header_bytes = header_size_bytes(header)
     frame_bytes = FRAME_HEADER_BYTES + len(color_bytes) + len(depth_bytes)

@@ -42,22 +42,31 @@ def create_store(path: str | os.PathLike, kind: str, attrs: dict[str, Any] | Non
     return group
 
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray, *, per_item: bool = False) -> zarr.Array:
-    """Write ``data`` as array ``name``: one chunk per leading index if ``per_item`` else one chunk.
+def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, *, per_item: bool = False,
+                 items_per_shard: int | None = None) -> zarr.Array:
+    """Create an empty array: one chunk per leading index if ``per_item`` else one chunk.
 
-    Either way the whole array is a single shard file. Empty arrays get a chunk size of 1.
+    Shards hold ``items_per_shard`` leading indices (per-item arrays written block by block: each
+    partial write into a shard rewrites that shard, so writing frame by frame into one big shard
+    costs O(F^2)), or the whole array when None.
     """
-    data = np.ascontiguousarray(data)
-    shape = data.shape
-    if per_item and data.ndim >= 1:
+    shape = tuple(int(s) for s in shape)
+    if per_item and len(shape) >= 1:
         chunks = (1, *[max(1, s) for s in shape[1:]])
     else:
         chunks = tuple(max(1, s) for s in shape)
     shards = tuple(max(c, s) for c, s in zip(chunks, shape))
-    array = group.create_array(
-        name, shape=shape, chunks=chunks, shards=shards, dtype=data.dtype,
-        compressors=_compressor(data.dtype), fill_value=0,
+    if items_per_shard is not None and len(shape) >= 1:
+        shards = (max(chunks[0], items_per_shard), *shards[1:])
+    return group.create_array(
+        name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(dtype), fill_value=0,
     )
+
+
+def write_array(group: zarr.Group, name: str, data: np.ndarray, *, per_item: bool = False) -> zarr.Array:
+    """Write ``data`` as array ``name`` (one shard file; chunks as in :func:`create_array`)."""
+    data = np.ascontiguousarray(data)
+    array = create_array(group, name, data.shape, data.dtype, per_item=per_item)
     if data.size:
         array[...] = data
     return array

@@ -47,7 +47,7 @@ from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.sens import SensHeader, SensReader
 from jointwsss.io.scannet_labels import LABEL_FOLDER, LABEL_TSV_NAME, LabelZip, raw_to_class_lut, resource_path
-from jointwsss.io.zarr_store import _compressor, create_store, write_array
+from jointwsss.io.zarr_store import create_array, create_store, write_array
 
 logger = logging.getLogger("jointwsss")
 
@@ -132,12 +132,8 @@ def resolve_label_tsv(scene_dir: Path, label_tsv: Path | None) -> Path:
 
 
 def _create_frame_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype) -> zarr.Array:
-    """Empty (F, ...) array, one chunk per frame like ``write_array(per_item=True)``, one shard per write block."""
-    chunks = (1, *[max(1, s) for s in shape[1:]])
-    shards = (WRITE_BLOCK_FRAMES, *chunks[1:])
-    return group.create_array(
-        name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, compressors=_compressor(dtype), fill_value=0
-    )
+    """Empty (F, ...) array, one chunk per frame, one shard per write block."""
+    return create_array(group, name, shape, dtype, per_item=True, items_per_shard=WRITE_BLOCK_FRAMES)
 
 
 def image_labels_of(label: np.ndarray, min_pixel_fraction: float) -> np.ndarray:

@@ -1,0 +1,286 @@
+"""Embedded synthetic ScanNet: themed rooms written in the official raw ScanNet v2 layout.
+
+For every scene ``<raw_dir>/scans/<scene>/`` receives, each file written atomically and the
+``.sens`` last (so a scene folder whose ``.sens`` exists is complete):
+
+- ``<scene>_vh_clean_2.ply``          mesh, shaded vertex colours (unaligned world frame)
+- ``<scene>_vh_clean_2.labels.ply``   the same mesh with nyu40 vertex labels (not for test scenes)
+- ``<scene>.txt``                     the scene meta file (``key = value``: axisAlignment, intrinsics, ...)
+- ``<scene>_2d-label-filt.zip``        ``label-filt/<frame>.png``, 16-bit raw ScanNet ids (not for test scenes)
+- ``<scene>.sens``                    colour (JPEG) + depth (zlib, mm) stream with poses, some all -inf
+
+plus ``<raw_dir>/scannetv2-labels.combined.tsv`` (the real one) and the split lists
+``<raw_dir>/scannetv2_{train,val,test}.txt`` (for the non-empty splits). Everything is deterministic for (seed, scene id);
+scenes are independent, so they can be generated in parallel.
+
+Images, depth, labels and mesh are all produced from the same primitives (see
+:mod:`jointwsss.synth.raycast`), so a mesh vertex projects onto the pixel that shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jointwsss.geometry.camera import intrinsic_matrix, scale_intrinsic
+from jointwsss.io.atomic import atomic_path
+from jointwsss.io.ply import write_label_ply, write_mesh_ply
+from jointwsss.io.scannet_labels import resource_path, write_label_zip, write_split
+from jointwsss.io.sens import SensHeader, SensWriter, encode_color
+from jointwsss.synth.layout import SCENE_TYPES, SceneLayout, generate_layout, scene_rng
+from jointwsss.synth.mesh import SceneMesh, build_mesh
+from jointwsss.synth.raycast import NUM_ROOM_FACES, SurfaceSet, points_inside
+from jointwsss.synth.render import CameraRig, render_color_and_labels, render_depth
+from jointwsss.synth.trajectory import camera_walk
+
+LABEL_TSV_NAME = "scannetv2-labels.combined.tsv"
+SENSOR_NAME = "StructureSensor"
+DEPTH_SHIFT = 1000.0
+FRAME_RATE_HZ = 30.0
+# Real ScanNet calibration (colour at 1296x968, depth at 640x480), scaled to the configured sizes.
+REAL_COLOR_SIZE, REAL_COLOR_K = (1296, 968), (1170.187988, 1170.187988, 647.75, 483.75)
+REAL_DEPTH_SIZE, REAL_DEPTH_K = (640, 480), (577.590698, 577.590698, 318.905426, 242.683609)
+# Minimum distance (metres) between a camera centre and any primitive.
+CAMERA_CLEARANCE_M = 0.05
+
+
+@dataclass
+class SynthScanNetConfig:
+    """Size and seed of the synthetic dataset. Sizes are (width, height) in pixels."""
+
+    seed: int = 0
+    num_train_scenes: int = 12
+    num_val_scenes: int = 4
+    num_test_scenes: int = 0  # test scenes get no label files, as in ScanNet
+    frames_per_scene: int = 150
+    color_size: tuple[int, int] = (324, 242)  # real: 1296x968
+    depth_size: tuple[int, int] = (160, 120)  # real: 640x480 (a slightly different aspect ratio)
+    invalid_pose_fraction: float = 0.02
+    mesh_vertex_spacing_m: float = 0.05
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        self.color_size = tuple(int(v) for v in self.color_size)
+        self.depth_size = tuple(int(v) for v in self.depth_size)
+        for name in ("num_train_scenes", "num_val_scenes", "num_test_scenes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.frames_per_scene < 1:
+            raise ValueError(f"frames_per_scene must be >= 1, got {self.frames_per_scene}")
+        if len(self.color_size) != 2 or len(self.depth_size) != 2 or min(self.color_size + self.depth_size) < 8:
+            raise ValueError(f"color_size and depth_size must be (width, height) >= 8 px, got {self.color_size}, {self.depth_size}")
+        if not 0.0 <= self.invalid_pose_fraction < 1.0:
+            raise ValueError(f"invalid_pose_fraction must lie in [0, 1), got {self.invalid_pose_fraction}")
+        if not 0.005 <= self.mesh_vertex_spacing_m <= 0.5:
+            raise ValueError(f"mesh_vertex_spacing_m must lie in [0.005, 0.5] metres, got {self.mesh_vertex_spacing_m}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
+
+
+def scene_ids(cfg: SynthScanNetConfig) -> dict[str, list[str]]:
+    """Scene ids per split, numbered consecutively: train first, then val, then test."""
+    out, start = {}, 0
+    for split, count in (("train", cfg.num_train_scenes), ("val", cfg.num_val_scenes), ("test", cfg.num_test_scenes)):
+        out[split] = [f"scene{start + k:04d}_00" for k in range(count)]
+        start += count
+    return out
+
+
+def scene_file_names(scene_id: str) -> dict[str, str]:
+    """File names of a raw ScanNet scene folder, keyed by role."""
+    return {
+        "sens": f"{scene_id}.sens",
+        "meta": f"{scene_id}.txt",
+        "mesh": f"{scene_id}_vh_clean_2.ply",
+        "labels_mesh": f"{scene_id}_vh_clean_2.labels.ply",
+        "label_zip": f"{scene_id}_2d-label-filt.zip",
+    }
+
+
+def camera_rig(cfg: SynthScanNetConfig, rng: np.random.Generator) -> CameraRig:
+    """Real ScanNet intrinsics scaled to the configured sizes, jittered a little per scene
+    (real scans come from several devices with slightly different calibrations)."""
+    fx, fy, cx, cy = REAL_COLOR_K
+    f_jit, c_jit = rng.uniform(0.985, 1.015), rng.uniform(-4.0, 4.0, size=2)
+    k_color = intrinsic_matrix(fx * f_jit, fy * f_jit, cx + c_jit[0], cy + c_jit[1])
+    fx, fy, cx, cy = REAL_DEPTH_K
+    f_jit = rng.uniform(0.99, 1.01)
+    k_depth = intrinsic_matrix(fx * f_jit, fy * f_jit, cx, cy)
+    return CameraRig(
+        intrinsic_color=scale_intrinsic(k_color, REAL_COLOR_SIZE, cfg.color_size),
+        intrinsic_depth=scale_intrinsic(k_depth, REAL_DEPTH_SIZE, cfg.depth_size),
+        color_size=cfg.color_size,
+        depth_size=cfg.depth_size,
+    )
+
+
+def world_from_room(room_size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(4, 4) rigid transform from the room frame to an unaligned world frame (yaw + shift), as
+    ScanNet's reconstructions are not axis-aligned; ``axisAlignment`` in the meta file is its inverse."""
+    yaw = rng.uniform(0, 2 * np.pi)
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, -s], [s, c]])
+    corners = np.array([[0, 0], [room_size[0], 0], [0, room_size[1]], room_size[:2]]) @ rot.T
+    shift = -corners.min(axis=0) + rng.uniform(0.0, 0.5, size=2)
+    out = np.eye(4)
+    out[:2, :2] = rot
+    out[:2, 3] = shift
+    return out
+
+
+def _invalid_pose_frames(cfg: SynthScanNetConfig, rng: np.random.Generator) -> np.ndarray:
+    """A contiguous run of frames whose pose is stored as all -inf (lost tracking)."""
+    n = cfg.frames_per_scene
+    count = 0 if cfg.invalid_pose_fraction == 0 else max(1, int(round(cfg.invalid_pose_fraction * n)))
+    count = min(count, n)
+    start = int(rng.integers(0, n - count + 1))
+    return np.arange(start, start + count)
+
+
+def _check_camera_clearance(surfaces: SurfaceSet, poses: np.ndarray, scene_id: str) -> None:
+    eyes = poses[:, :3, 3]
+    if np.any(eyes < 0) or np.any(eyes > surfaces.room_size):
+        raise RuntimeError(f"{scene_id}: a camera left the room")
+    for j in range(NUM_ROOM_FACES, len(surfaces)):
+        if points_inside(surfaces, j, eyes, tol=-CAMERA_CLEARANCE_M).any():
+            raise RuntimeError(f"{scene_id}: the camera walk passes through surface {j} (an object)")
+
+
+def _format_matrix(m: np.ndarray) -> str:
+    return " ".join(f"{v:.6f}" for v in np.asarray(m, dtype=np.float64).ravel())
+
+
+def scene_meta_text(layout: SceneLayout, rig: CameraRig, axis_alignment: np.ndarray, num_frames: int) -> str:
+    """The ``<scene>.txt`` meta file: ScanNet's keys, ``key = value`` lines, intrinsics at the stored sizes."""
+    kc, kd = rig.intrinsic_color, rig.intrinsic_depth
+    values = {
+        "axisAlignment": _format_matrix(axis_alignment),
+        "colorHeight": rig.color_size[1],
+        "colorToDepthExtrinsics": _format_matrix(np.eye(4)),
+        "colorWidth": rig.color_size[0],
+        "depthHeight": rig.depth_size[1],
+        "depthWidth": rig.depth_size[0],
+        "fx_color": f"{kc[0, 0]:.6f}",
+        "fx_depth": f"{kd[0, 0]:.6f}",
+        "fy_color": f"{kc[1, 1]:.6f}",
+        "fy_depth": f"{kd[1, 1]:.6f}",
+        "mx_color": f"{kc[0, 2]:.6f}",
+        "mx_depth": f"{kd[0, 2]:.6f}",
+        "my_color": f"{kc[1, 2]:.6f}",
+        "my_depth": f"{kd[1, 2]:.6f}",
+        "numColorFrames": num_frames,
+        "numDepthFrames": num_frames,
+        "numIMUmeasurements": 0,  # the synthetic .sens carries no IMU records
+        "sceneType": SCENE_TYPES[layout.theme],
+    }
+    return "".join(f"{k} = {v}\n" for k, v in values.items())
+
+
+def _transform_points(m: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    return xyz @ m[:3, :3].T + m[:3, 3]
+
+
+def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *, with_labels: bool = True) -> dict:
+    """Write one scene's raw files into ``scene_dir``; returns a summary (sizes, classes, timing)."""
+    t0 = time.perf_counter()
+    scene_dir = Path(scene_dir)
+    scene_dir.mkdir(parents=True, exist_ok=True)
+    names = scene_file_names(scene_id)
+    layout = generate_layout(cfg.seed, scene_id)
+    surfaces = layout.surfaces()
+    rng = scene_rng(cfg.seed, scene_id, "capture")
+    rig = camera_rig(cfg, rng)
+    poses_room = camera_walk(layout.room_size, cfg.frames_per_scene, rng)
+    _check_camera_clearance(surfaces, poses_room, scene_id)
+    to_world = world_from_room(layout.room_size, rng)
+    invalid = set(_invalid_pose_frames(cfg, rng).tolist())
+
+    mesh: SceneMesh = build_mesh(surfaces, cfg.mesh_vertex_spacing_m)
+    xyz_world = _transform_points(to_world, mesh.xyz).astype(np.float32)
+    vertex_nyu40 = surfaces.nyu40[mesh.surface]
+    write_mesh_ply(scene_dir / names["mesh"], xyz_world, mesh.rgb, mesh.faces)
+    if with_labels:
+        write_label_ply(scene_dir / names["labels_mesh"], xyz_world, mesh.faces, vertex_nyu40)
+    with atomic_path(scene_dir / names["meta"]) as tmp:
+        tmp.write_text(scene_meta_text(layout, rig, np.linalg.inv(to_world), cfg.frames_per_scene))
+
+    header = SensHeader(
+        sensor_name=SENSOR_NAME,
+        intrinsic_color=rig.intrinsic_color,
+        extrinsic_color=np.eye(4),
+        intrinsic_depth=rig.intrinsic_depth,
+        extrinsic_depth=np.eye(4),
+        color_compression="jpeg",
+        depth_compression="zlib_ushort",
+        color_width=cfg.color_size[0],
+        color_height=cfg.color_size[1],
+        depth_width=cfg.depth_size[0],
+        depth_height=cfg.depth_size[1],
+        depth_shift=DEPTH_SHIFT,
+    )
+    frame_rng = scene_rng(cfg.seed, scene_id, "frames")
+    label_images = []
+    classes_per_frame = []
+    with SensWriter(scene_dir / names["sens"], header) as writer:
+        for k, pose in enumerate(poses_room):
+            color, labels = render_color_and_labels(surfaces, rig, pose, frame_rng)
+            depth = render_depth(surfaces, rig, pose, frame_rng, DEPTH_SHIFT)
+            stored_pose = np.full((4, 4), -np.inf) if k in invalid else to_world @ pose
+            timestamp = int(round(k * 1e6 / FRAME_RATE_HZ))
+            writer.add_frame(stored_pose, color_bytes=encode_color(color, "jpeg", cfg.jpeg_quality), depth=depth,
+                             timestamp_color=timestamp, timestamp_depth=timestamp)
+            if with_labels:
+                label_images.append(labels)
+            seen = np.unique(labels)
+            classes_per_frame.append(len(set(surfaces.nyu40[np.isin(surfaces.raw_id, seen[seen > 0])].tolist()) - {22}))
+        if with_labels:
+            # Written before the .sens is moved into place, so the .sens stays the last file.
+            write_label_zip(scene_dir / names["label_zip"], enumerate(label_images))
+    return {
+        "scene_id": scene_id,
+        "theme": layout.theme,
+        "room_size_m": [round(float(v), 3) for v in layout.room_size],
+        "num_vertices": int(len(mesh.xyz)),
+        "num_faces": int(len(mesh.faces)),
+        "num_frames": cfg.frames_per_scene,
+        "invalid_pose_frames": sorted(invalid),
+        "classes_nyu40": sorted(int(c) for c in np.unique(vertex_nyu40) if c != 22),
+        "mean_classes_per_frame": float(np.mean(classes_per_frame)),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def write_metadata(raw_dir: Path, cfg: SynthScanNetConfig) -> None:
+    """Copy the real label tsv into ``raw_dir`` and write the split lists.
+
+    A split with no scenes gets no list (split-list readers reject empty lists).
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(raw_dir / LABEL_TSV_NAME) as tmp:
+        shutil.copyfile(resource_path(LABEL_TSV_NAME), tmp)
+    for split, ids in scene_ids(cfg).items():
+        if ids:
+            write_split(raw_dir / f"scannetv2_{split}.txt", ids)
+
+
+def _synthesize_one(args) -> dict:
+    scene_id, raw_dir, cfg, with_labels = args
+    return synthesize_scene(scene_id, Path(raw_dir) / "scans" / scene_id, cfg, with_labels=with_labels)
+
+
+def synthesize_scannet(raw_dir: Path, cfg: SynthScanNetConfig, *, workers: int = 1) -> list[dict]:
+    """Metadata plus every scene (test scenes without labels); ``workers`` > 1 uses processes.
+    Returns the per-scene summaries in split order."""
+    write_metadata(raw_dir, cfg)
+    jobs = [(sid, os.fspath(raw_dir), cfg, split != "test") for split, ids in scene_ids(cfg).items() for sid in ids]
+    if workers <= 1 or len(jobs) <= 1:
+        return [_synthesize_one(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_synthesize_one, jobs))

@@ -3,12 +3,16 @@
 # train (the configured experiment; `--config experiment=cls3d` for another).
 # Every rule is a thin wrapper around a `jointwsss` subcommand; see README.md.
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# The default config sits next to this Snakefile, so `snakemake -d <workdir>` works too;
+# --configfile files are merged over it.
+configfile: Path(workflow.basedir) / "config.yaml"
 
 
 include: "rules/common.smk"

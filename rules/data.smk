@@ -6,10 +6,12 @@ if SOURCE == "synthetic":
     NON_TEST = [s for s in ALL_SCENES if s not in TEST_SCENES] or ["__none__"]
     ONLY_TEST = sorted(TEST_SCENES) or ["__none__"]
 
+    SYNTH_SPLITS = ["train", "val"] + (["test"] if config["synth"]["num_test_scenes"] else [])
+
     rule synth_scannet_meta:
         output:
             tsv=LABEL_TSV,
-            splits=[split_list(s) for s in ("train", "val", "test")],
+            splits=[split_list(s) for s in SYNTH_SPLITS],
         params:
             seed=config["synth"]["seed"],
             counts=[config["synth"][k] for k in ("num_train_scenes", "num_val_scenes", "num_test_scenes")],

@@ -338,7 +338,9 @@ def write_label_zip(path: str | os.PathLike, frames: Iterable[tuple[int, np.ndar
                 if frame_id < 0 or frame_id in written:
                     raise ValueError(f"frame index {frame_id} is negative or repeated")
                 written.add(frame_id)
-                archive.writestr(f"{LABEL_FOLDER}/{frame_id}.png", _encode_label_png(frame_id, raw_ids))
+                # A fixed timestamp keeps the archive byte-identical across runs (deterministic datasets).
+                entry = zipfile.ZipInfo(f"{LABEL_FOLDER}/{frame_id}.png", date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(entry, _encode_label_png(frame_id, raw_ids))
 
 
 def extract_label_zip(path: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:

@@ -23,7 +23,7 @@ import numpy as np
 from jointwsss.io.scannet_labels import raw_ids_for_nyu40
 from jointwsss.synth import objects as ob
 from jointwsss.synth.objects import EMBED_M, Part, SceneObject
-from jointwsss.synth.raycast import NUM_ROOM_FACES, ROOM_FACE_NAMES, SurfaceKind, SurfaceSet
+from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet
 from jointwsss.synth.texture import Material, MaterialKind, jitter_color, rgb
 
 LOW_OBJECT_MAX_M = 1.12

@@ -192,12 +192,15 @@ def cast(surfaces: SurfaceSet, K: np.ndarray, camera_to_world: np.ndarray, width
         i = j + NUM_ROOM_FACES
         ra, rb, ca, cb = int(v0[j]), int(v1[j]), int(u0[j]), int(u1[j])
         sx, sy, sz = dir_x[ra:rb, ca:cb], dir_y[ra:rb, ca:cb], dir_z[ra:rb, ca:cb]
+        # Origin and directions both go into the surface's local frame (cylinders carry the yaw
+        # of their object too; it does not change their shape but must be applied consistently).
         o_local = surfaces.to_local(i, origin[None, :])[0]
+        c, s = surfaces.cos[i], surfaces.sin[i]
+        lx, ly = c * sx + s * sy, c * sy - s * sx
         if surfaces.kind[i] == SurfaceKind.BOX:
-            c, s = surfaces.cos[i], surfaces.sin[i]
-            t_hit = intersect_box(o_local, c * sx + s * sy, c * sy - s * sx, sz, surfaces.half[i])
+            t_hit = intersect_box(o_local, lx, ly, sz, surfaces.half[i])
         else:
-            t_hit = intersect_cylinder(o_local, sx, sy, sz, surfaces.half[i, 0], surfaces.half[i, 2])
+            t_hit = intersect_cylinder(o_local, lx, ly, sz, surfaces.half[i, 0], surfaces.half[i, 2])
         depth_view = depth[ra:rb, ca:cb]
         closer = t_hit < depth_view
         depth_view[closer] = t_hit[closer]

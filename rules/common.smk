@@ -1,5 +1,6 @@
 # Config validation and the scene lists every other rule file uses.
 
+import json
 import os
 from pathlib import Path
 
@@ -79,7 +80,7 @@ if SOURCE == "download":
         )
     # Passed through the environment rather than params: a changed URL (a new token) must not
     # make Snakemake download 1.2 TB again.
-    os.environ["JOINTWSSS_SCANNET_BASE_URL"] = config["scannet"]["base_url"]
+    os.environ.update(JOINTWSSS_SCANNET_BASE_URL=config["scannet"]["base_url"])
 elif SOURCE == "local" and not (RAW_DIR / "scans").is_dir():
     raise ValueError(
         f"config: dataset.source is 'local' but {RAW_DIR / 'scans'} does not exist -- point dataset.raw_dir at your "
@@ -121,3 +122,34 @@ def train_launcher():
     if gpus > 1:
         return f"torchrun --standalone --nproc-per-node {gpus} --no-python jointwsss"
     return "jointwsss"
+
+
+# ---------------------------------------------------------------- preprocessing inputs
+CACHE = Path(config["cache_dir"])
+
+
+def scene_dir(wildcards):
+    return str(RAW_DIR / "scans" / wildcards.scene)
+
+
+def points_inputs(wildcards):
+    s = wildcards.scene
+    files = [RAW_DIR / f"scans/{s}/{s}_vh_clean_2.ply"]
+    if s not in TEST_SCENES:
+        files.append(RAW_DIR / f"scans/{s}/{s}_vh_clean_2.labels.ply")
+    return [str(f) for f in files]
+
+
+def frames_inputs(wildcards):
+    s = wildcards.scene
+    files = [RAW_DIR / f"scans/{s}/{s}.sens", LABEL_TSV]
+    if s not in TEST_SCENES:
+        files.append(RAW_DIR / f"scans/{s}/{s}_2d-label-filt.zip")
+    return [str(f) for f in files]
+
+
+# ---------------------------------------------------------------- training inputs
+def train_inputs(wildcards):
+    return [str(CACHE / "index/train.json")] + [
+        str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES["train"] for kind in ("points", "frames", "corr")
+    ]

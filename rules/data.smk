@@ -13,6 +13,7 @@ if SOURCE == "synthetic":
             tsv=LABEL_TSV,
             splits=[split_list(s) for s in SYNTH_SPLITS],
         params:
+            raw_dir=RAW_DIR,
             seed=config["synth"]["seed"],
             counts=[config["synth"][k] for k in ("num_train_scenes", "num_val_scenes", "num_test_scenes")],
         conda:
@@ -20,7 +21,7 @@ if SOURCE == "synthetic":
         log:
             LOGS / "synth_scannet_meta.log",
         shell:
-            "jointwsss synth scannet --out {RAW_DIR} --meta-only --seed {params.seed}"
+            "jointwsss synth scannet --out {params.raw_dir} --meta-only --seed {params.seed}"
             " --num-train-scenes {params.counts[0]} --num-val-scenes {params.counts[1]}"
             " --num-test-scenes {params.counts[2]} > {log} 2>&1"
 
@@ -34,6 +35,7 @@ if SOURCE == "synthetic":
         wildcard_constraints:
             scene="|".join(NON_TEST),
         params:
+            raw_dir=RAW_DIR,
             synth=lambda wc: {k: v for k, v in config["synth"].items() if not k.startswith("num_")},
             args=lambda wc: synth_scene_args(),
         conda:
@@ -41,7 +43,7 @@ if SOURCE == "synthetic":
         log:
             LOGS / "synth_scannet/{scene}.log",
         shell:
-            "jointwsss synth scannet --out {RAW_DIR} --scene {wildcards.scene} {params.args} > {log} 2>&1"
+            "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} {params.args} > {log} 2>&1"
 
     rule synth_scannet_test:
         output:
@@ -51,6 +53,7 @@ if SOURCE == "synthetic":
         wildcard_constraints:
             scene="|".join(ONLY_TEST),
         params:
+            raw_dir=RAW_DIR,
             synth=lambda wc: {k: v for k, v in config["synth"].items() if not k.startswith("num_")},
             args=lambda wc: synth_scene_args(),
         conda:
@@ -58,29 +61,21 @@ if SOURCE == "synthetic":
         log:
             LOGS / "synth_scannet/{scene}.log",
         shell:
-            "jointwsss synth scannet --out {RAW_DIR} --scene {wildcards.scene} --test {params.args} > {log} 2>&1"
+            "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} --test {params.args} > {log} 2>&1"
 
 elif SOURCE == "download":
 
     rule download_label_tsv:
         output:
             LABEL_TSV,
+        params:
+            raw_dir=RAW_DIR,
         conda:
             "../envs/jointwsss.yaml"
         log:
             LOGS / "download/label_tsv.log",
         shell:
-            "jointwsss download tsv --raw-dir {RAW_DIR} > {log} 2>&1"
-
-    rule split_lists:
-        output:
-            [split_list(s) for s in ("train", "val", "test")],
-        conda:
-            "../envs/jointwsss.yaml"
-        log:
-            LOGS / "download/split_lists.log",
-        shell:
-            "jointwsss download splits --raw-dir {RAW_DIR} > {log} 2>&1"
+            "jointwsss download tsv --raw-dir {params.raw_dir} > {log} 2>&1"
 
     rule download_scene:
         output:
@@ -89,12 +84,14 @@ elif SOURCE == "download":
             scene="|".join(s for s in ALL_SCENES if s not in TEST_SCENES) or "__none__",
         resources:
             downloads=1,
+        params:
+            raw_dir=RAW_DIR,
         conda:
             "../envs/jointwsss.yaml"
         log:
             LOGS / "download/{scene}.log",
         shell:
-            "jointwsss download scene --raw-dir {RAW_DIR} --scene {wildcards.scene} > {log} 2>&1"
+            "jointwsss download scene --raw-dir {params.raw_dir} --scene {wildcards.scene} > {log} 2>&1"
 
     rule download_test_scene:
         output:
@@ -103,12 +100,14 @@ elif SOURCE == "download":
             scene="|".join(sorted(TEST_SCENES)) or "__none__",
         resources:
             downloads=1,
+        params:
+            raw_dir=RAW_DIR,
         conda:
             "../envs/jointwsss.yaml"
         log:
             LOGS / "download/{scene}.log",
         shell:
-            "jointwsss download scene --test --raw-dir {RAW_DIR} --scene {wildcards.scene} > {log} 2>&1"
+            "jointwsss download scene --test --raw-dir {params.raw_dir} --scene {wildcards.scene} > {log} 2>&1"
 
 
 rule data:

@@ -2,29 +2,6 @@
 # Each rule passes every output-changing setting through params, so a config change reruns exactly
 # the stages it affects (and what depends on them).
 
-CACHE = Path(config["cache_dir"])
-
-
-def scene_dir(wildcards):
-    return str(RAW_DIR / "scans" / wildcards.scene)
-
-
-def points_inputs(wildcards):
-    s = wildcards.scene
-    files = [RAW_DIR / f"scans/{s}/{s}_vh_clean_2.ply"]
-    if s not in TEST_SCENES:
-        files.append(RAW_DIR / f"scans/{s}/{s}_vh_clean_2.labels.ply")
-    return [str(f) for f in files]
-
-
-def frames_inputs(wildcards):
-    s = wildcards.scene
-    files = [RAW_DIR / f"scans/{s}/{s}.sens", LABEL_TSV]
-    if s not in TEST_SCENES:
-        files.append(RAW_DIR / f"scans/{s}/{s}_2d-label-filt.zip")
-    return [str(f) for f in files]
-
-
 rule points:
     input:
         points_inputs,
@@ -49,6 +26,7 @@ rule frames:
         directory(CACHE / "frames/{scene}.zarr"),
     params:
         scene_dir=scene_dir,
+        label_tsv=LABEL_TSV,
         skip=config["frames"]["skip"],
         image_size=config["frames"]["image_size"],
         min_pixel_fraction=config["labels"]["min_pixel_fraction"],
@@ -59,7 +37,7 @@ rule frames:
     shell:
         "jointwsss preprocess frames --scene-dir {params.scene_dir} --out {output} --skip {params.skip}"
         " --image-size {params.image_size[0]} {params.image_size[1]}"
-        " --min-pixel-fraction {params.min_pixel_fraction} --label-tsv {LABEL_TSV} > {log} 2>&1"
+        " --min-pixel-fraction {params.min_pixel_fraction} --label-tsv {params.label_tsv} > {log} 2>&1"
 
 
 rule correspondences:
@@ -91,12 +69,13 @@ rule index:
         split="|".join(SPLITS),
     params:
         scenes=lambda wc: " ".join(SCENES[wc.split]),
+        cache_dir=CACHE,
     conda:
         "../envs/jointwsss.yaml"
     log:
         LOGS / "index/{split}.log",
     shell:
-        "jointwsss preprocess index --split {wildcards.split} --cache-dir {CACHE} --out {output}"
+        "jointwsss preprocess index --split {wildcards.split} --cache-dir {params.cache_dir} --out {output}"
         " --scenes {params.scenes} > {log} 2>&1"
 
 

@@ -1,14 +1,5 @@
 # Training: one run folder per experiment. Target: train (the configured experiment).
 
-import json
-
-
-def train_inputs(wildcards):
-    return [str(CACHE / "index/train.json")] + [
-        str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES["train"] for kind in ("points", "frames", "corr")
-    ]
-
-
 rule train_experiment:
     input:
         train_inputs,
@@ -19,17 +10,20 @@ rule train_experiment:
     params:
         settings=lambda wc: json.dumps(experiment_settings(wc.experiment), sort_keys=True),
         launcher=train_launcher(),
+        run_dir=lambda wc: RUNS / wc.experiment,
     threads: max(1, config["train"]["num_workers"] + 1)
     resources:
         gpus=config["train"]["gpus"],
+        device=config["train"]["device"],
         slurm_extra=f"'--gres=gpu:{config['train']['gpus']}'" if config["train"]["gpus"] else "",
     conda:
         "../envs/jointwsss.yaml"
     log:
         LOGS / "train/{experiment}.log",
     shell:
-        "{params.launcher} train --run-dir {RUNS}/{wildcards.experiment} --settings {params.settings:q}"
-        " --num-workers {config[train][num_workers]} --device {config[train][device]} > {log} 2>&1"
+        # DataLoader workers = threads - 1: Snakemake lowers threads to the cores it was given.
+        "{params.launcher} train --run-dir {params.run_dir} --settings {params.settings:q}"
+        " --num-workers $(({threads} - 1)) --device {resources.device} > {log} 2>&1"
 
 
 rule train:

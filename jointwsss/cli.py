@@ -232,17 +232,26 @@ def _run_train(args) -> int:
 
 # --------------------------------------------------------------------------- info
 def _add_info(sub) -> None:
-    p = sub.add_parser("info", help="summarise a raw ScanNet scene folder")
-    p.add_argument("path", type=Path, help="a scene folder (scans/<scene>/)")
+    p = sub.add_parser("info", help="summarise a raw ScanNet scene folder or a scene's caches")
+    p.add_argument("path", type=Path,
+                   help="a raw scene folder (scans/<scene>/), a store (<cache>/corr/<scene>.zarr), "
+                        "or a cache folder with --scene")
+    p.add_argument("--scene", help="with a cache folder: the scene to summarise")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run_info)
 
 
 def _run_info(args) -> int:
-    from jointwsss.info import format_summary, summarize
+    from jointwsss.info import format_store_summary, format_summary, summarize, summarize_stores
 
-    summary = summarize(args.path)
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    path = args.path
+    if path.suffix == ".zarr":
+        summary, fmt = summarize_stores(path.parent.parent, path.stem), format_store_summary
+    elif args.scene:
+        summary, fmt = summarize_stores(path, args.scene), format_store_summary
+    else:
+        summary, fmt = summarize(path), format_summary
+    print(json.dumps(summary, indent=2) if args.json else fmt(summary))
     return 0
 
 

@@ -86,6 +86,69 @@ def summarize(scene_dir: Path) -> dict:
     return out
 
 
+def summarize_stores(cache_dir: Path, scene: str) -> dict:
+    """Summary of a scene's caches: frames kept/dropped, visible points per view, classes, label agreement."""
+    from jointwsss.io.zarr_store import open_store, store_files
+    from jointwsss.preprocess.quality import label_agreement
+
+    cache_dir = Path(cache_dir)
+    out: dict = {"scene": scene, "cache_dir": str(cache_dir), "stores": {}}
+    groups = {}
+    for kind in ("points", "frames", "corr"):
+        path = cache_dir / kind / f"{scene}.zarr"
+        if path.exists():
+            groups[kind] = open_store(path, kind)
+            files, size = store_files(path)
+            out["stores"][kind] = {"path": str(path), "files": files, "bytes": size}
+    if "points" in groups:
+        p = groups["points"].attrs
+        counts = p["class_point_counts"]
+        out["points"] = {"points": p["num_points"],
+                         "scene_labels": [CLASS_NAMES[c] for c in range(NUM_CLASSES) if p["scene_labels"][c]],
+                         "class_point_counts": {CLASS_NAMES[c]: counts[c] for c in range(NUM_CLASSES) if counts[c]}}
+    if "frames" in groups:
+        f = groups["frames"].attrs
+        image_labels = groups["frames"]["image_labels"][...]
+        out["frames"] = {"in_stream": f["frames_in_stream"], "skip": f["frame_skip"], "sampled": f["frames_sampled"],
+                         "kept": f["frames_kept"], "dropped": f["frames_dropped"], "image_size": f["image_size"],
+                         "classes_per_image_mean": float(image_labels.sum(axis=1).mean()) if len(image_labels) else 0.0}
+    if "corr" in groups:
+        c = groups["corr"].attrs
+        per_view = np.asarray(c["pairs_per_view"])
+        out["corr"] = {"pairs": c["num_pairs"], "views": c["num_views"],
+                       "visible_points_per_view": {"min": int(per_view.min()) if per_view.size else 0,
+                                                   "mean": float(per_view.mean()) if per_view.size else 0.0,
+                                                   "max": int(per_view.max()) if per_view.size else 0},
+                       "views_without_points": c["views_without_points"], "visibility": c["visibility"]}
+        if {"points", "frames"} <= set(groups):
+            out["label_agreement"] = label_agreement(groups["points"], groups["frames"], groups["corr"])
+    return out
+
+
+def format_store_summary(s: dict) -> str:
+    lines = [f"scene {s['scene']}  (caches in {s['cache_dir']})"]
+    for kind, st in s["stores"].items():
+        lines.append(f"  store       {kind:7s} {st['files']:4d} files {st['bytes'] / 1e6:8.2f} MB  {st['path']}")
+    if "points" in s:
+        p = s["points"]
+        lines.append(f"  points      {p['points']}; scene labels ({len(p['scene_labels'])}): {', '.join(p['scene_labels'])}")
+    if "frames" in s:
+        f = s["frames"]
+        dropped = ", ".join(f"{k} {v}" for k, v in f["dropped"].items()) or "none"
+        lines.append(f"  frames      {f['kept']} kept of {f['sampled']} sampled (every {f['skip']}th of {f['in_stream']}); "
+                     f"dropped: {dropped}; {f['classes_per_image_mean']:.1f} classes per image")
+    if "corr" in s:
+        c = s["corr"]
+        v = c["visible_points_per_view"]
+        lines.append(f"  corr        {c['pairs']} pairs over {c['views']} views; visible points per view "
+                     f"min {v['min']} mean {v['mean']:.0f} max {v['max']}; views without points: {len(c['views_without_points'])}")
+    if s.get("label_agreement"):
+        a = s["label_agreement"]
+        rate = "n/a" if a["agreement"] is None else f"{100 * a['agreement']:.2f} %"
+        lines.append(f"  agreement   {rate} of {a['labelled_pairs']} labelled pairs (3D label == 2D label at the pixel)")
+    return "\n".join(lines)
+
+
 def format_summary(summary: dict) -> str:
     """The summary as aligned text lines for a terminal."""
     lines = [f"scene {summary['scene']}  ({summary['path']})"]

@@ -85,3 +85,50 @@ def test_data_target_writes_the_synthetic_dataset_and_info_reads_it(tmp_path):
     assert summary["labels_2d"]["frames"] == 12
     text = run_cmd(["jointwsss", "info", str(scene_dir)]).stdout
     assert "12 frames" in text and "invalid poses" in text and "3D classes" in text
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """{rule: number of jobs} from the job-stats table of `snakemake -n`."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in dry_run_output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table:
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] != "total":
+                    counts[parts[0]] = int(parts[1])
+            elif parts and not set(parts[0]) <= {"-"}:
+                break
+    return counts
+
+
+@pytest.mark.slow
+def test_rerun_semantics_after_config_changes(tmp_path):
+    cfg = write_config(tmp_path)
+    snakemake(["--cores", "2", "preprocess", "--configfile", str(cfg)], tmp_path)
+
+    def planned(**changes):
+        text = yaml.safe_load(cfg.read_text())
+        for dotted, value in changes.items():
+            section, key = dotted.split("__")
+            text.setdefault(section, {})[key] = value
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(yaml.safe_dump(text))
+        proc = snakemake(["-n", "preprocess", "--configfile", str(changed)], tmp_path)
+        return job_counts(proc.stdout + proc.stderr), proc.stdout + proc.stderr
+
+    counts, out = planned()
+    assert counts == {}, out                      # touching nothing reruns nothing
+    assert "Nothing to be done" in out
+
+    counts, out = planned(frames__skip=2)         # 2 train + 1 val scenes
+    assert counts == {"frames": 3, "correspondences": 3, "index": 2, "preprocess": 1}, out
+
+    counts, out = planned(correspondences__depth_tolerance=0.05)
+    assert counts == {"correspondences": 3, "index": 2, "preprocess": 1}, out
+
+    counts, out = planned(labels__min_points=5)
+    assert counts == {"points": 3, "correspondences": 3, "index": 2, "preprocess": 1}, out

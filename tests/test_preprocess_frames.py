@@ -18,6 +18,7 @@ from jointwsss.bench.frame_extraction import (
     evict_from_page_cache,
     load_all_frames,
     naive_extraction,
+    official_extraction,
     resident_fraction,
     sampled_extraction,
 )
@@ -318,6 +319,9 @@ def test_benchmark_paths_agree_on_a_small_stream(tmp_path):
     naive_colors, naive_depths = naive_extraction(sens_path, SKIP, IMAGE_SIZE)
     assert len(sampled_colors) == len(naive_colors) == 4  # frames 0, 2, 6, 8
     assert sampled_depths == naive_depths
+    official_colors, official_depths = official_extraction(sens_path, SKIP, IMAGE_SIZE)
+    assert official_depths == naive_depths
+    assert all(np.array_equal(a, b) for a, b in zip(official_colors, naive_colors))
     difference = np.abs(np.stack(sampled_colors).astype(int) - np.stack(naive_colors).astype(int))
     assert difference.mean() < 1.5
 

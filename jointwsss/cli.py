@@ -230,6 +230,54 @@ def _run_train(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- infer / evaluate
+def _add_eval(sub) -> None:
+    p = sub.add_parser("infer", help="predict every vertex and every kept frame of a split (HDF5)")
+    p.add_argument("--model", type=Path, required=True, help="runs/<experiment>/model.pt")
+    p.add_argument("--cache-dir", type=Path, required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--mode", choices=("pseudo_label", "inference"), required=True,
+                   help="pseudo_label: CAM restricted to the known labels (paper's train columns); inference: plain")
+    p.add_argument("--out", type=Path, required=True, help="predictions/<split>.h5")
+    p.add_argument("--passes-3d", type=int, default=1)
+    p.add_argument("--batch-3d", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=_run_infer)
+    e = sub.add_parser("evaluate", help="mIoU (official ScanNet semantics) of predictions; writes metrics.json")
+    e.add_argument("--experiment", required=True)
+    e.add_argument("--cache-dir", type=Path, required=True)
+    e.add_argument("--predictions", type=Path, nargs="+", required=True, help="predictions/<split>.h5 files")
+    e.add_argument("--out", type=Path, required=True)
+    e.set_defaults(func=_run_evaluate)
+
+
+def _run_infer(args) -> int:
+    from jointwsss.data.dataset import scenes_from_index
+    from jointwsss.evaluate import infer_split
+
+    _single_threaded()
+    scenes = scenes_from_index(args.cache_dir / "index" / f"{args.split}.json")
+    infer_split(args.model, args.cache_dir, scenes, args.split, args.mode, args.out, passes_3d=args.passes_3d,
+                batch_3d=args.batch_3d, seed=args.seed, device=args.device)
+    return 0
+
+
+def _run_evaluate(args) -> int:
+    from jointwsss.evaluate import evaluate_predictions
+
+    splits = {}
+    for path in args.predictions:
+        result = evaluate_predictions(path, args.cache_dir)
+        splits[path.stem] = result
+        for domain in ("3d", "2d"):
+            if result[domain] is not None:
+                log.info("evaluate %s %s %s (%s): mIoU %.1f %% over %d classes", args.experiment, path.stem, domain,
+                         result["mode"], 100 * result[domain]["miou"], result[domain]["classes_in_mean"])
+    _write_json(args.out, {"experiment": args.experiment, "dataset": "scannet", "splits": splits})
+    return 0
+
+
 # --------------------------------------------------------------------------- info
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="summarise a raw ScanNet scene folder or a scene's caches")
@@ -306,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download(sub)
     _add_preprocess(sub)
     _add_train(sub)
+    _add_eval(sub)
     _add_info(sub)
     _add_bench(sub)
     return parser

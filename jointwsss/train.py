@@ -35,6 +35,7 @@ import torch.distributed as dist
 from jointwsss.classes import NUM_CLASSES
 from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
+from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
 from jointwsss.io.atomic import atomic_path
 from jointwsss.losses import JointInputs, LossSwitches, total_loss
 
@@ -381,8 +382,20 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     if writer is not None:
         writer.close()
     if info.world_size > 1:
+        _check_ranks_in_sync(nets, info)
         dist.barrier()
     return last_metrics
+
+
+def _check_ranks_in_sync(nets: dict, info: DistInfo) -> None:
+    """DDP keeps replicas identical; verify it (a cheap checksum per rank) and say so in the log."""
+    checksum = sum(float(p.detach().double().sum()) for net in nets.values() for p in _unwrap(net).parameters())
+    sums = [None] * info.world_size
+    dist.all_gather_object(sums, checksum)
+    if max(sums) - min(sums) > 1e-6 * max(1.0, abs(sums[0])):
+        raise RuntimeError(f"DDP replicas diverged: parameter checksums per rank {sums}")
+    if info.is_main:
+        log.info("train: ranks in sync (all %d replicas hold identical weights, checksum %.6f)", info.world_size, sums[0])
 
 
 def _check_finite(terms: dict, epoch: int, step: int, info: DistInfo, ckpt_path: Path) -> None:
@@ -395,7 +408,7 @@ def _check_finite(terms: dict, epoch: int, step: int, info: DistInfo, ckpt_path:
         kept = f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path.exists() else "no checkpoint was written yet"
         raise NonFiniteLossError(
             f"non-finite loss at epoch {epoch + 1}, step {step + 1}: "
-            f"{', '.join(f'{k}={float(terms[k]):g}' for k in bad) or 'on another rank'}; training stopped and "
+            f"{', '.join(f'{k}={float(terms[k].detach()):g}' for k in bad) or 'on another rank'}; training stopped and "
             f"{kept} -- lower train.lr, or set train.amp: false if this happens under AMP"
         )
 

@@ -8,6 +8,7 @@ from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
+from jointwsss.experiments import experiment_settings as jointwsss_experiment_settings
 
 validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
 
@@ -95,25 +96,9 @@ if config["experiment"] not in config["experiments"]:
         f"config: experiment '{config['experiment']}' is not one of the keys of experiments: {', '.join(EXPERIMENTS)}"
     )
 
-# Settings that never change a trained model: passed on the command line, not through params.
-_NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
-
-
 def experiment_settings(name):
-    """Everything that determines the trained weights of one experiment (a JSON-able dict)."""
-    exp = config["experiments"][name]
-    return {
-        "experiment": name,
-        "losses": exp["losses"],
-        "confidence": exp.get("confidence", True),
-        "cache_dir": config["cache_dir"],
-        "seed": config["seed"],
-        "model": config["model"],
-        "points": config["points"],
-        "joint": config["joint"],
-        "augment": config["augment"],
-        "train": {k: v for k, v in config["train"].items() if k not in _NON_RESULT_TRAIN_KEYS},
-    }
+    """Everything that determines the trained weights of one experiment (jointwsss.train.experiment_settings)."""
+    return jointwsss_experiment_settings(config, name)
 
 
 def train_launcher():
@@ -153,3 +138,9 @@ def train_inputs(wildcards):
     return [str(CACHE / "index/train.json")] + [
         str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES["train"] for kind in ("points", "frames", "corr")
     ]
+
+
+# ---------------------------------------------------------------- evaluation
+# train split: pseudo-label quality (CAM restricted to the known labels); other splits: plain inference
+EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
+EVAL_SPLITS = [s for s in SPLITS if s != "test"]

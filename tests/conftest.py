@@ -34,3 +34,50 @@ def snakemake(args, workdir: Path, check=True, timeout=900):
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def build_tiny_cache(root: Path, *, frames_per_scene: int = 12, skip: int = 3) -> Path:
+    """Synthesize 2 train + 1 val tiny scenes and build their caches and indexes under ``root``; returns the cache dir."""
+    from jointwsss.preprocess.correspondences import VisibilityParams, build_corr_store
+    from jointwsss.preprocess.frames import build_frames_store
+    from jointwsss.preprocess.index import build_index
+    from jointwsss.preprocess.points import build_points_store
+    from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids, synthesize_scene, write_metadata
+
+    cfg = SynthScanNetConfig(seed=0, num_train_scenes=2, num_val_scenes=1, frames_per_scene=frames_per_scene,
+                             color_size=(96, 72), depth_size=(64, 48))
+    raw, cache = root / "raw", root / "cache"
+    write_metadata(raw, cfg)
+    splits = scene_ids(cfg)
+    for split in ("train", "val"):
+        for scene in splits[split]:
+            scene_dir = raw / "scans" / scene
+            synthesize_scene(scene, scene_dir, cfg)
+            build_points_store(scene_dir, cache / "points" / f"{scene}.zarr", min_points=20)
+            build_frames_store(scene_dir, cache / "frames" / f"{scene}.zarr", skip=skip, image_size=(64, 48),
+                               min_pixel_fraction=0.01)
+            build_corr_store(cache / "points" / f"{scene}.zarr", cache / "frames" / f"{scene}.zarr",
+                             cache / "corr" / f"{scene}.zarr", visibility=VisibilityParams())
+        build_index(split, splits[split], cache, cache / "index" / f"{split}.json")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    return build_tiny_cache(tmp_path_factory.mktemp("tiny"))
+
+
+def tiny_settings(cache_dir: Path, experiment: str = "joint", **train) -> dict:
+    """Training settings of ``experiment`` from the default config, shrunk to the tiny cache."""
+    from jointwsss.config import load_yaml, validate_config
+    from jointwsss.experiments import experiment_settings
+
+    config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config["cache_dir"] = str(cache_dir)
+    config["points"]["num"] = 512
+    config["joint"]["max_points_per_view"] = 64
+    config["train"].update({"epochs": 2, "batch_size": 2, "milestones": [1], "num_workers": 0, "device": "cpu"})
+    config["train"].update(train)
+    settings = experiment_settings(config, experiment)
+    settings["train"].update({"num_workers": 0, "device": "cpu"})
+    return settings

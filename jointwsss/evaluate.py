@@ -1,0 +1,179 @@
+"""Inference and evaluation of a trained experiment, in both domains, as the paper reports them.
+
+- ``pseudo_label`` mode (the paper's *train* columns): the CAM is restricted to the known labels --
+  a vertex may only take a class of its scene's label, a pixel only a class of its image's label.
+- ``inference`` mode (the *val* columns): plain argmax over the 20 classes.
+
+3D: every mesh vertex gets a prediction. The point network sees ``points.num`` points at a time, so
+the vertices are randomly partitioned into chunks of that size (the last chunk topped up with random
+vertices) and each chunk is classified on its own, centred like a training sample; with
+``eval.passes_3d`` > 1 this is repeated with new partitions and the class scores (sigmoid of the CAM)
+averaged. Every vertex is thus predicted directly -- no nearest-neighbour propagation is needed.
+
+2D: every kept frame of ``frames/{scene}.zarr`` is classified at the stored image size; the stride-8
+CAM is upsampled bilinearly to the label image's resolution (the stored label image) before argmax.
+
+Predictions go to ``predictions/<split>.h5``: one group per scene with ``vertex_label`` (N,) uint8,
+``vertex_score`` (N, 20) float16, ``frame_label`` (F, H, W) uint8 and ``frame_id`` (F,) int32.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jointwsss.classes import IGNORE_INDEX, NUM_CLASSES
+from jointwsss.data.transforms import augment_points, normalize_image, point_features
+from jointwsss.io.atomic import atomic_path
+from jointwsss.io.errors import DataFormatError
+from jointwsss.io.zarr_store import open_store
+from jointwsss.metrics import confusion_matrix, miou_report
+
+log = logging.getLogger("jointwsss")
+
+MODES = ("pseudo_label", "inference")
+
+
+def load_networks(model_path: Path, device: torch.device):
+    """(settings, image_net or None, point_net or None) of a finished run, in eval mode on ``device``."""
+    from jointwsss.losses import LossSwitches  # noqa: F401  (documentation: which nets exist follows the losses)
+    from jointwsss.models.pointnet2 import PointNet2Seg
+    from jointwsss.models.resnet38 import ResNet38
+    from jointwsss.train import load_trained
+
+    settings, states = load_trained(model_path)
+    image_net = point_net = None
+    if "image" in states:
+        img = settings["model"]["image"]
+        image_net = ResNet38(num_classes=NUM_CLASSES, width=img["width"], freeze_bn=img["freeze_bn"],
+                             dropout=img.get("dropout", True))
+        image_net.load_state_dict(states["image"])
+        image_net.to(device).eval()
+    if "point" in states:
+        point_net = PointNet2Seg(num_classes=NUM_CLASSES, in_channels=4, width=settings["model"]["point"]["width"])
+        point_net.load_state_dict(states["point"])
+        point_net.to(device).eval()
+    return settings, image_net, point_net
+
+
+def restricted_argmax(scores: np.ndarray, allowed: np.ndarray | None, axis: int) -> np.ndarray:
+    """argmax of class scores along ``axis``, only over ``allowed`` classes (20 bools) when given.
+
+    Returns uint8 class indices; where no class is allowed the result is 255 (a miss wherever the
+    ground truth has a class).
+    """
+    if allowed is None:
+        return scores.argmax(axis=axis).astype(np.uint8)
+    allowed = np.asarray(allowed, dtype=bool)
+    if not allowed.any():
+        shape = list(scores.shape)
+        del shape[axis]
+        return np.full(shape, IGNORE_INDEX, dtype=np.uint8)
+    shape = [1] * scores.ndim
+    shape[axis] = NUM_CLASSES
+    masked = np.where(allowed.reshape(shape), scores, -np.inf)
+    return masked.argmax(axis=axis).astype(np.uint8)
+
+
+@torch.no_grad()
+def predict_points(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: int, passes: int, batch: int,
+                   rng: np.random.Generator, device: torch.device) -> np.ndarray:
+    """(N, 20) float32 class scores (sigmoid of the 3D CAM) of every vertex; see the module docstring."""
+    n = len(xyz)
+    total = np.zeros((n, NUM_CLASSES), dtype=np.float64)
+    seen = np.zeros(n, dtype=np.int64)
+    for _ in range(passes):
+        order = rng.permutation(n)
+        chunks = [order[i:i + num_points] for i in range(0, n, num_points)]
+        if len(chunks[-1]) < num_points:
+            top_up = rng.choice(n, size=num_points - len(chunks[-1]), replace=n < num_points)
+            chunks[-1] = np.concatenate([chunks[-1], top_up])
+        for start in range(0, len(chunks), batch):
+            group = chunks[start:start + batch]
+            pts = [augment_points(xyz[c], None, rng) for c in group]
+            xyz_t = torch.from_numpy(np.stack(pts)).to(device)
+            feat_t = torch.from_numpy(np.stack([point_features(p, rgb[c]) for p, c in zip(pts, group)])).to(device)
+            _, cam = point_net(xyz_t, feat_t)
+            scores = torch.sigmoid(cam.float()).transpose(1, 2).cpu().numpy()   # (b, num_points, 20)
+            for c, s in zip(group, scores):
+                np.add.at(total, c, s)
+                np.add.at(seen, c, 1)
+    return (total / np.maximum(seen, 1)[:, None]).astype(np.float32)
+
+
+@torch.no_grad()
+def predict_image(image_net, color: np.ndarray, out_size: tuple[int, int], device: torch.device) -> np.ndarray:
+    """(20, H, W) float32 class scores of one image, the CAM upsampled bilinearly to ``out_size`` = (W, H)."""
+    x = torch.from_numpy(normalize_image(color)).unsqueeze(0).to(device)
+    _, cam = image_net(x)
+    cam = F.interpolate(cam.float(), size=(out_size[1], out_size[0]), mode="bilinear", align_corners=False)
+    return torch.sigmoid(cam)[0].cpu().numpy()
+
+
+def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str, mode: str, out_path: Path, *,
+                passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto") -> dict:
+    """Predict every vertex and every kept frame of ``scenes``; write ``out_path`` (HDF5) atomically."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    settings, image_net, point_net = load_networks(model_path, dev)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    cache_dir = Path(cache_dir)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update({"experiment": settings["experiment"], "split": split, "mode": mode,
+                         "model": str(model_path), "has_3d": point_net is not None, "has_2d": image_net is not None})
+        for scene in scenes:
+            g = h5.create_group(scene)
+            if point_net is not None:
+                points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
+                scores = predict_points(point_net, points["xyz"][...], points["rgb"][...],
+                                        num_points=settings["points"]["num"], passes=passes_3d, batch=batch_3d,
+                                        rng=rng, device=dev)
+                allowed = np.asarray(points.attrs["scene_labels"], bool) if mode == "pseudo_label" else None
+                g.create_dataset("vertex_label", data=restricted_argmax(scores, allowed, axis=1), compression="gzip")
+                g.create_dataset("vertex_score", data=scores.astype(np.float16), compression="gzip")
+            if image_net is not None:
+                frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
+                labels_shape = frames["label"].shape
+                out = np.zeros(labels_shape, dtype=np.uint8)
+                image_labels = frames["image_labels"][...]
+                for f in range(labels_shape[0]):
+                    s = predict_image(image_net, frames["color"][f], (labels_shape[2], labels_shape[1]), dev)
+                    out[f] = restricted_argmax(s, image_labels[f] if mode == "pseudo_label" else None, axis=0)
+                g.create_dataset("frame_label", data=out, compression="gzip")
+                g.create_dataset("frame_id", data=frames["frame_id"][...])
+    seconds = time.perf_counter() - t0
+    log.info("infer %s %s (%s): %d scenes, %.1f s -> %s", settings["experiment"], split, mode, len(scenes), seconds,
+             out_path)
+    return {"scenes": len(scenes), "seconds": round(seconds, 2)}
+
+
+def evaluate_predictions(pred_path: Path, cache_dir: Path) -> dict:
+    """{"mode", "3d": M or None, "2d": M or None} for one split's predictions (M: metrics.miou_report)."""
+    cache_dir = Path(cache_dir)
+    conf3d = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    conf2d = np.zeros_like(conf3d)
+    try:
+        h5 = h5py.File(pred_path, "r")
+    except OSError as exc:
+        raise DataFormatError(pred_path, f"cannot open predictions ({exc})", "run `jointwsss infer` first") from exc
+    with h5:
+        has3d, has2d = bool(h5.attrs["has_3d"]), bool(h5.attrs["has_2d"])
+        for scene in h5:
+            g = h5[scene]
+            if has3d:
+                gt = open_store(cache_dir / "points" / f"{scene}.zarr", "points")["label"][...]
+                conf3d += confusion_matrix(gt, g["vertex_label"][...])
+            if has2d:
+                gt = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")["label"][...]
+                conf2d += confusion_matrix(gt, g["frame_label"][...])
+        mode = str(h5.attrs["mode"])
+    return {"mode": mode, "3d": miou_report(conf3d) if has3d else None, "2d": miou_report(conf2d) if has2d else None}

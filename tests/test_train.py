@@ -1,0 +1,104 @@
+"""The trainer: reproducible CPU runs, exact resume, non-finite loss handling, two-process gloo DDP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import jointwsss.train as train_module
+from jointwsss.train import CHECKPOINT, FINAL_MODEL, NonFiniteLossError, load_checkpoint, train
+
+from conftest import run_cmd, tiny_settings
+
+
+def weights(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / FINAL_MODEL)["models"]
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for net in a:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
+
+
+def test_fixed_seed_gives_identical_cpu_runs_and_the_loss_falls(tiny_cache, tmp_path):
+    settings = tiny_settings(tiny_cache, epochs=3, milestones=[3])
+    train(settings, tmp_path / "a")
+    train(settings, tmp_path / "b")
+    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3]
+    assert lines[-1]["loss"]["total"] < lines[0]["loss"]["total"]
+    assert set(lines[0]["loss"]) == {"cls2d", "cls3d", "to3d", "to2d", "total"}
+    assert (tmp_path / "a" / "tb").is_dir() and any((tmp_path / "a" / "tb").iterdir())
+    assert json.loads((tmp_path / "a" / "config.json").read_text()) == settings
+
+
+def test_resume_after_epoch_1_gives_the_same_final_weights(tiny_cache, tmp_path):
+    settings = tiny_settings(tiny_cache)
+    train(settings, tmp_path / "full")
+    stopped = train(settings, tmp_path / "resumed", stop_after_epoch=1)
+    assert stopped["epoch"] == 1
+    assert not (tmp_path / "resumed" / FINAL_MODEL).exists()
+    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT)["epoch"] == 0
+    train(settings, tmp_path / "resumed")
+    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "resumed"))
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tiny_cache, tmp_path):
+    train(tiny_settings(tiny_cache), tmp_path / "run", stop_after_epoch=1)
+    other = tiny_settings(tiny_cache, lr=0.001)
+    last = train(other, tmp_path / "run")
+    assert last["epoch"] == 2
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 1, 2]   # the second run started again at epoch 1
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_cache, tmp_path, monkeypatch):
+    settings = tiny_settings(tiny_cache, epochs=3)
+    run = tmp_path / "run"
+    train(settings, run, stop_after_epoch=1)
+    good = (run / CHECKPOINT).read_bytes()
+    real_total_loss = train_module.total_loss
+
+    def poisoned(x, sw):
+        terms = real_total_loss(x, sw)
+        terms["to3d"] = terms["to3d"] * float("nan")
+        terms["total"] = sum(v for k, v in terms.items() if k != "total")
+        return terms
+
+    monkeypatch.setattr(train_module, "total_loss", poisoned)
+    with pytest.raises(NonFiniteLossError) as exc:
+        train(settings, run)
+    msg = str(exc.value)
+    assert "epoch 2, step 1" in msg and "to3d=nan" in msg and str(run / CHECKPOINT) in msg
+    assert (run / CHECKPOINT).read_bytes() == good
+    assert not (run / FINAL_MODEL).exists()
+
+
+@pytest.mark.parametrize("experiment, nets", [("cls2d", {"image"}), ("cls3d", {"point"}), ("pcam_like", {"image", "point"})])
+def test_experiments_train_only_the_networks_they_need(tiny_cache, tmp_path, experiment, nets):
+    settings = tiny_settings(tiny_cache, experiment, epochs=1, milestones=[1])
+    train(settings, tmp_path / experiment)
+    assert set(weights(tmp_path / experiment)) == nets
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp(tiny_cache, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(__import__("sys").executable).parent))
+    settings = tiny_settings(tiny_cache, epochs=2, batch_size=4)
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    proc = run_cmd([torchrun, "--standalone", "--nproc-per-node", "2", "--no-python", "jointwsss", "train",
+                    "--run-dir", str(tmp_path / "ddp"), "--settings", f"@{tmp_path / 'settings.json'}",
+                    "--num-workers", "0", "--device", "cpu"], timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "ranks in sync" in out, out
+    final = load_checkpoint(tmp_path / "ddp" / FINAL_MODEL)
+    assert set(final["models"]) == {"image", "point"}
+    lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]      # written once (rank 0), not once per rank

@@ -16,7 +16,10 @@ def camera_walk(room_size: np.ndarray, num_frames: int, rng: np.random.Generator
     The camera walks a rounded loop at least ``CAMERA_WALL_INSET_M`` from the walls, at 1.2-1.7 m,
     looking mostly outwards at the walls and furniture with its yaw sweeping back and forth (now
     and then across the room), pitched 8-30 degrees down, with a slight roll; every pose is a smooth
-    function of time.
+    function of time. Now and then (a smooth "look down" phase, as people scanning a room do) the
+    camera turns inwards and tilts down to 40-65 degrees, looking at the floor and the furniture in
+    the middle of the room: those frames see no wall, as a share of real ScanNet frames don't, which
+    is what lets a classifier trained from image labels tell walls from the rest.
     """
     lx, ly, _ = room_size
     center = np.array([lx / 2.0, ly / 2.0])
@@ -36,8 +39,12 @@ def camera_walk(room_size: np.ndarray, num_frames: int, rng: np.random.Generator
 
     outward = np.arctan2(y - center[1], x - center[0])
     sweep_amp = rng.uniform(0.7, 1.9)
-    yaw = outward + sweep_amp * np.sin(2 * np.pi * rng.uniform(2.0, 4.0) * s + rng.uniform(0, 2 * np.pi))
-    pitch = -(0.14 + 0.38 * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))))
+    sweep = sweep_amp * np.sin(2 * np.pi * rng.uniform(2.0, 4.0) * s + rng.uniform(0, 2 * np.pi))
+    # look-down phases: a smooth bump in [0, 1] that is 0 most of the time (sin^6 of a slow wave)
+    down = np.sin(np.pi * rng.uniform(1.5, 3.0) * s + rng.uniform(0, np.pi)) ** 6
+    yaw = outward + (1.0 - down) * sweep + down * np.pi
+    tilt = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))
+    pitch = -((1.0 - down) * (0.14 + 0.38 * tilt) + down * (0.70 + 0.43 * tilt))
     roll = 0.03 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))
 
     poses = np.empty((num_frames, 4, 4))

@@ -1,6 +1,6 @@
 # jointwsss: joint 2D-3D weakly supervised semantic segmentation as a Snakemake DAG.
 # Targets: data (raw scans: synthesized, downloaded or local), preprocess (Zarr caches + split indexes),
-# train (the configured experiment; `--config experiment=cls3d` for another), eval.
+# train (the configured experiment; `--config experiment=cls3d` for another), eval, bench.
 # Every rule is a thin wrapper around a `jointwsss` subcommand; see README.md.
 
 from pathlib import Path
@@ -20,6 +20,7 @@ include: "rules/data.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
+include: "rules/bench.smk"
 
 
 rule all:

@@ -319,6 +319,13 @@ def _add_bench(sub) -> None:
     pre.add_argument("--out", type=Path, default=Path("bench/preprocess.json"))
     pre.add_argument("--num-frames", type=int, default=2000)
     pre.set_defaults(func=_run_bench_preprocess)
+    tr = kinds.add_parser("train", help="samples/s of the DataLoader alone and of full training steps")
+    tr.add_argument("--settings", required=True, help="experiment settings JSON (or @file), as `jointwsss train` takes")
+    tr.add_argument("--out", type=Path, default=Path("bench/train.json"))
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--num-workers", type=int, default=1)
+    tr.add_argument("--batches", type=int, default=10)
+    tr.set_defaults(func=_run_bench_train)
 
 
 def _run_bench_sens_memory(args) -> int:
@@ -342,6 +349,18 @@ def _run_bench_preprocess(args) -> int:
              "~%.2f h; JSON in %s", cold["comparison"]["speedup"], cold["comparison"]["peak_rss_ratio"],
              cold["comparison_official"]["speedup"], result["correspondences"]["projections_per_second"] / 1e6,
              est["wall_hours_16_cores"], args.out)
+    return 0
+
+
+def _run_bench_train(args) -> int:
+    from jointwsss.bench.train import bench_train
+
+    result = bench_train(_load_settings(args.settings), batch_size=args.batch_size, num_workers=args.num_workers,
+                         batches=args.batches)
+    _write_json(args.out, result)
+    log.info("bench train: loader %.1f samples/s, CPU steps %.1f samples/s -> bottleneck on CPU: %s; JSON in %s",
+             result["loader"]["samples_per_second"], result["steps_cpu"]["samples_per_second"],
+             result["bottleneck_cpu"], args.out)
     return 0
 
 

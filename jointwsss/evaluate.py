@@ -42,7 +42,6 @@ MODES = ("pseudo_label", "inference")
 
 def load_networks(model_path: Path, device: torch.device):
     """(settings, image_net or None, point_net or None) of a finished run, in eval mode on ``device``."""
-    from jointwsss.losses import LossSwitches  # noqa: F401  (documentation: which nets exist follows the losses)
     from jointwsss.models.pointnet2 import PointNet2Seg
     from jointwsss.models.resnet38 import ResNet38
     from jointwsss.train import load_trained

@@ -346,7 +346,8 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
             vec = torch.tensor([means[k] for k in sorted(means)], device=device)
             dist.all_reduce(vec)
             means = dict(zip(sorted(means), (vec / info.world_size).tolist()))
-        last_metrics = {"epoch": epoch + 1, "loss": means, "lr": scheduler.get_last_lr()[0], "seconds": round(seconds, 2),
+        lrs = dict(zip(nets, scheduler.get_last_lr()))  # one parameter group per network, in the same order
+        last_metrics = {"epoch": epoch + 1, "loss": means, "lr": lrs, "seconds": round(seconds, 2),
                         "samples_per_second": round(steps * per_rank_batch * info.world_size / seconds, 2)}
         # every rank's RNG state, so a resumed DDP run continues each rank exactly
         rng_states = [rng_state()]
@@ -365,12 +366,13 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
                 f.write(json.dumps(last_metrics) + "\n")
             for k, v in means.items():
                 writer.add_scalar(f"loss/{k}", v, epoch + 1)
-            writer.add_scalar("lr", last_metrics["lr"], epoch + 1)
+            for name, lr in lrs.items():
+                writer.add_scalar(f"lr/{name}", lr, epoch + 1)
             writer.add_scalar("samples_per_second", last_metrics["samples_per_second"], epoch + 1)
             writer.flush()
-            log.info("train %s: epoch %d/%d loss %s lr %.2g %.1f s (%.1f samples/s)", settings["experiment"],
-                     epoch + 1, epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()), last_metrics["lr"],
-                     seconds, last_metrics["samples_per_second"])
+            log.info("train %s: epoch %d/%d loss %s lr %s %.1f s (%.1f samples/s)", settings["experiment"],
+                     epoch + 1, epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()),
+                     " ".join(f"{k}={v:.2g}" for k, v in lrs.items()), seconds, last_metrics["samples_per_second"])
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     else:

@@ -14,7 +14,7 @@ file evicted from the page cache (fsync + POSIX_FADV_DONTNEED; the residency bef
 checked with mincore(2)), then with the file fully cached. Reported per run: wall seconds of the
 work (and of the whole process), peak RSS (VmHWM) and the baseline after imports.
 
-Usage: ``python -m jointwsss.bench.frame_extraction <work_dir> <out.json>``
+Usage: ``jointwsss bench preprocess``
 """
 
 from __future__ import annotations
@@ -361,15 +361,9 @@ def main(argv: list[str]) -> int:
         result = measure(method, Path(path), int(skip), (int(width), int(height)), Path(colors_out))
         print(json.dumps(result))
         return 0
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    result = bench_frame_extraction(Path(argv[0]))
-    out = Path(argv[1])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    print("run the benchmark with `jointwsss bench preprocess`; this module's entry point is its measuring child process",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

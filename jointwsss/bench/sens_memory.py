@@ -6,7 +6,7 @@ frames, then, in a fresh Python process, records peak RSS after the imports (bas
 opening (header + frame index) and after reading and decoding ``num_reads`` frames spread over
 the whole file. The increase is reported in bytes and in decoded frames.
 
-Usage: ``python -m jointwsss.bench.sens_memory <work_dir> <out.json>``
+Usage: ``jointwsss bench sens-memory``
 """
 
 from __future__ import annotations
@@ -228,15 +228,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == _CHILD_FLAG:
         print(json.dumps(measure_reads(Path(argv[1]), int(argv[2]))))
         return 0
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    result = bench_sens_memory(Path(argv[0]))
-    out = Path(argv[1])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    print("run the benchmark with `jointwsss bench sens-memory`; this module's entry point is its measuring child process",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""`jointwsss bench train`: samples/s of the DataLoader alone and of full training steps.
+
+Runs on the caches of a preprocessed dataset (``index/train.json``). On CPU it measures the configured
+(small) models; when CUDA is available it also measures the paper's models (ResNet38 + PointNet++,
+full widths) with AMP at batch 16. The result says which side is the bottleneck: if the loader
+delivers fewer samples per second than the steps consume, training waits for data.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from jointwsss.data.dataset import JointDataset, collate_joint, scenes_from_index
+from jointwsss.train import build_models, data_config, forward_batch, loss_switches, _to_inputs
+from jointwsss.losses import total_loss
+
+
+def _loader(settings: dict, batch_size: int, num_workers: int):
+    scenes = scenes_from_index(Path(settings["cache_dir"]) / "index" / "train.json")
+    dataset = JointDataset(data_config(settings, scenes, train=True))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                       collate_fn=collate_joint, drop_last=True,
+                                       persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+
+
+def loader_throughput(settings: dict, batch_size: int, num_workers: int, batches: int) -> dict:
+    loader = _loader(settings, batch_size, num_workers)
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        try:
+            next(it)
+        except StopIteration:
+            it = iter(loader)
+            next(it)
+        n += batch_size
+    seconds = time.perf_counter() - t0
+    return {"samples_per_second": round(n / seconds, 2), "batches": batches, "batch_size": batch_size,
+            "num_workers": num_workers}
+
+
+def step_throughput(settings: dict, batch_size: int, batches: int, device: torch.device, amp: bool) -> dict:
+    """Full training steps on batches prepared up front (so data loading is excluded)."""
+    switches = loss_switches(settings)
+    image_net, point_net = build_models(settings, switches)
+    nets = [n for n in (image_net, point_net) if n is not None]
+    for n in nets:
+        n.to(device).train()
+    params = [p for n in nets for p in n.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=settings["train"]["lr"])
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loader = _loader(settings, batch_size, 0)
+    prepared = []
+    for batch in loader:
+        prepared.append(batch)
+        if len(prepared) == min(batches, len(loader)):
+            break
+
+    def step(batch):
+        out = forward_batch(image_net, point_net, batch, device, amp)
+        terms = total_loss(_to_inputs(batch, out, device), switches)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(terms["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    step(prepared[0])  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(batches):
+        step(prepared[i % len(prepared)])
+        n += batch_size
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    result = {"samples_per_second": round(n / seconds, 2), "seconds_per_step": round(seconds / batches, 4),
+              "batches": batches, "batch_size": batch_size, "device": str(device), "amp": amp,
+              "image_width": settings["model"]["image"]["width"], "point_width": settings["model"]["point"]["width"],
+              "points": settings["points"]["num"]}
+    if device.type == "cuda":
+        result["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
+    return result
+
+
+def bench_train(settings: dict, *, batch_size: int, num_workers: int, batches: int = 10) -> dict:
+    """Loader and step throughput of ``settings`` (and of the paper's models on CUDA, when present)."""
+    cpu = torch.device("cpu")
+    loader = loader_throughput(settings, batch_size, num_workers, batches)
+    steps = step_throughput(settings, batch_size, batches, cpu, amp=False)
+    out = {"loader": loader, "steps_cpu": steps,
+           "bottleneck_cpu": "loading" if loader["samples_per_second"] < steps["samples_per_second"] else "compute"}
+    if torch.cuda.is_available():
+        paper = {**settings, "model": {"image": {**settings["model"]["image"], "width": "full"},
+                                       "point": {"width": "full"}}, "points": {"num": 40000}}
+        gpu = step_throughput(paper, 16, batches, torch.device("cuda"), amp=True)
+        gpu_loader = loader_throughput(paper, 16, num_workers, batches)
+        out.update({"steps_gpu_paper_models": gpu, "loader_paper_settings": gpu_loader,
+                    "bottleneck_gpu": "loading" if gpu_loader["samples_per_second"] < gpu["samples_per_second"]
+                    else "compute"})
+    else:
+        out["steps_gpu_paper_models"] = None
+        out["note"] = "no CUDA device here: GPU figures (paper models, AMP, batch 16) need a GPU machine"
+    return out

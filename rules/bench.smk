@@ -1,0 +1,49 @@
+# Benchmarks (each writes JSON under bench/). Target: bench.
+
+
+rule bench_preprocess:
+    output:
+        "bench/preprocess.json",
+    log:
+        LOGS / "bench/preprocess.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench preprocess --work-dir bench/work --out {output} > {log} 2>&1"
+
+
+rule bench_sens_memory:
+    output:
+        "bench/sens_memory.json",
+    log:
+        LOGS / "bench/sens_memory.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench sens-memory --work-dir bench/work --out {output} > {log} 2>&1"
+
+
+rule bench_train:
+    input:
+        CACHE / "index/train.json",
+    output:
+        "bench/train.json",
+    params:
+        settings=lambda wc: json.dumps(experiment_settings(config["experiment"]), sort_keys=True),
+        batch_size=config["train"]["batch_size"],
+    threads: max(1, config["train"]["num_workers"] + 1)
+    log:
+        LOGS / "bench/train.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench train --settings {params.settings:q} --batch-size {params.batch_size}"
+        " --num-workers $(({threads} - 1)) --out {output} > {log} 2>&1"
+
+
+rule bench:
+    localrule: True
+    input:
+        "bench/preprocess.json",
+        "bench/sens_memory.json",
+        "bench/train.json",

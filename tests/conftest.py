@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SCANNET = REPO.parent / "shared" / "data" / "scannet"
+# The project's copy of the real ScanNet metadata (beside the checkout in this workplace and in CI).
+SHARED_SCANNET = next((p for p in (REPO.parent / "shared" / "data" / "scannet", Path("/work/shared/data/scannet"))
+                       if p.is_dir()), None)
 BIN = Path(sys.executable).parent
 
 

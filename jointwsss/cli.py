@@ -278,6 +278,27 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_ablation(sub) -> None:
+    p = sub.add_parser("ablation", help="the paper's Table 2 from every experiment's metrics.json")
+    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--experiments", required=True, help="the config's experiments mapping as JSON")
+    p.add_argument("--out-md", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    p.set_defaults(func=_run_ablation)
+
+
+def _run_ablation(args) -> int:
+    from jointwsss.ablation import write_ablation
+
+    table = write_ablation(args.runs_dir, json.loads(args.experiments), args.out_md, args.out_json)
+    for row in table["rows"]:
+        log.info("ablation %s %-12s train %s val %s (paper %.1f / %.1f)", row["domain"], row["experiment"],
+                 "-" if row["train_miou"] is None else f"{100 * row['train_miou']:.1f}",
+                 "-" if row["val_miou"] is None else f"{100 * row['val_miou']:.1f}",
+                 100 * row["paper_train"], 100 * row["paper_val"])
+    return 0
+
+
 # --------------------------------------------------------------------------- info
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="summarise a raw ScanNet scene folder or a scene's caches")
@@ -374,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preprocess(sub)
     _add_train(sub)
     _add_eval(sub)
+    _add_ablation(sub)
     _add_info(sub)
     _add_bench(sub)
     return parser

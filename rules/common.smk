@@ -144,3 +144,10 @@ def train_inputs(wildcards):
 # train split: pseudo-label quality (CAM restricted to the known labels); other splits: plain inference
 EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
 EVAL_SPLITS = [s for s in SPLITS if s != "test"]
+# Table 2 rows + the PCAM-like control, in the paper's order (jointwsss.ablation.TABLE2_ROWS)
+from jointwsss.ablation import TABLE2_ROWS
+
+ABLATION_EXPERIMENTS = list(dict.fromkeys(name for _, name, _, _ in TABLE2_ROWS))
+_missing = [name for name in ABLATION_EXPERIMENTS if name not in config["experiments"]]
+if _missing:
+    raise ValueError(f"config: experiments lacks the Table 2 entries {_missing} that `snakemake ablation` needs")

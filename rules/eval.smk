@@ -49,3 +49,27 @@ rule eval:
     localrule: True
     input:
         RUNS / f"{config['experiment']}/eval/metrics.json",
+
+
+rule ablation_table:
+    input:
+        [str(RUNS / f"{name}/eval/metrics.json") for name in ABLATION_EXPERIMENTS],
+    output:
+        md=RUNS / "ablation.md",
+        json=RUNS / "ablation.json",
+    params:
+        runs_dir=RUNS,
+        experiments=json.dumps(config["experiments"], sort_keys=True),
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "ablation.log",
+    shell:
+        "jointwsss ablation --runs-dir {params.runs_dir} --experiments {params.experiments:q}"
+        " --out-md {output.md} --out-json {output.json} > {log} 2>&1"
+
+
+rule ablation:
+    localrule: True
+    input:
+        RUNS / "ablation.md",

@@ -1,0 +1,94 @@
+"""The training data: augmentations keep point-pixel pairs consistent; collation pads correspondences."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from jointwsss.data.dataset import JointDataset, collate_joint
+from jointwsss.data.transforms import ImageAugment, PointAugment, augment_image, augment_points, subsample_points
+from jointwsss.io.zarr_store import open_store
+from jointwsss.preprocess.quality import agreement_counts, labels_at_pixels
+from jointwsss.train import data_config
+
+from conftest import tiny_settings
+
+
+def coordinate_image(h: int, w: int) -> np.ndarray:
+    """An image whose red channel is the column and green channel the row of each pixel."""
+    v, u = np.mgrid[0:h, 0:w]
+    return np.stack([u, v, np.zeros_like(u)], axis=-1).astype(np.uint8)
+
+
+def test_image_augmentation_moves_uv_with_the_image():
+    rng = np.random.default_rng(0)
+    image = coordinate_image(60, 80)
+    uv = np.stack([rng.uniform(0, 79, 300), rng.uniform(0, 59, 300)], axis=1).astype(np.float32)
+    for seed in range(20):
+        aug = ImageAugment(scale_range=(1.0, 1.6), crop_size=(64, 48), hflip=True, color_jitter=0.0)
+        out, uv2, keep, _ = augment_image(image, uv, aug, np.random.default_rng(seed))
+        assert out.shape == (48, 64, 3)
+        assert keep.sum() == len(uv2) > 0
+        col = np.clip(np.floor(uv2[:, 0] + 0.5).astype(int), 0, 63)
+        row = np.clip(np.floor(uv2[:, 1] + 0.5).astype(int), 0, 47)
+        # the augmented image at the moved pixel shows (within interpolation) the original pixel
+        np.testing.assert_allclose(out[row, col, 0], uv[keep, 0], atol=1.6)
+        np.testing.assert_allclose(out[row, col, 1], uv[keep, 1], atol=1.6)
+
+
+def test_point_augmentation_keeps_shape_and_distances():
+    rng = np.random.default_rng(1)
+    xyz = rng.random((100, 3)).astype(np.float32) * 5
+    out = augment_points(xyz, PointAugment(flip=True, rotate=True), rng)
+    assert out[:, 2].min() == 0.0 and abs(out[:, :2].mean()) < 1e-5
+    d_in = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+    d_out = np.linalg.norm(out[:, None] - out[None], axis=-1)
+    np.testing.assert_allclose(d_in, d_out, atol=1e-4)   # flips and rotations are isometries
+    keep = subsample_points(100, 40, rng)
+    assert len(np.unique(keep)) == 40 and keep.max() < 100
+    assert len(subsample_points(10, 25, rng)) == 25      # fewer points than asked: all of them, plus repeats
+
+
+def test_augmented_pairs_still_agree_in_labels(tiny_cache):
+    """Subsample + re-index + resize/crop/flip: a pair's 3D label still equals the 2D label at its pixel."""
+    scene = "scene0000_00"
+    points = open_store(tiny_cache / "points" / f"{scene}.zarr", "points")
+    frames = open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")
+    corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
+    offsets = corr["offsets"][...]
+    rng = np.random.default_rng(3)
+    keep = subsample_points(points["xyz"].shape[0], 20000, rng)
+    new_index = np.full(points["xyz"].shape[0], -1)
+    new_index[keep] = np.arange(len(keep))
+    label_3d_kept = points["label"][...][keep]
+    l3, l2 = [], []
+    for f in range(len(offsets) - 1):
+        idx = corr["point_idx"][offsets[f]:offsets[f + 1]]
+        uv = corr["uv"][offsets[f]:offsets[f + 1]]
+        mapped = new_index[idx]
+        alive = mapped >= 0
+        _, uv2, inside, label2 = augment_image(frames["color"][f], uv[alive], ImageAugment(crop_size=(56, 40),
+                                               color_jitter=0.0), rng, label=frames["label"][f])
+        l3.append(label_3d_kept[mapped[alive][inside]])
+        l2.append(labels_at_pixels(label2, uv2))
+    result = agreement_counts(np.concatenate(l3), np.concatenate(l2))
+    assert result["labelled_pairs"] > 200 and result["agreement"] > 0.9
+
+
+def test_dataset_items_and_collation(tiny_cache):
+    settings = tiny_settings(tiny_cache)
+    settings["joint"]["views_per_sample"] = 2
+    ds = JointDataset(data_config(settings, ["scene0000_00", "scene0001_00"], train=True))
+    a, b = ds[0], ds[0]
+    assert torch.equal(a["xyz"], b["xyz"])                      # deterministic for (seed, epoch, item)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0]["xyz"], a["xyz"])              # new augmentation each epoch
+    assert a["xyz"].shape == (512, 3) and a["features"].shape == (4, 512)
+    assert len(a["views"]) == 2 and a["views"][0]["frame"] != a["views"][1]["frame"]
+    for v in a["views"]:
+        assert len(v["point_idx"]) <= 64 and int(v["point_idx"].max()) < 512
+    batch = collate_joint([a, ds[1]])
+    nv = [len(v["point_idx"]) for s in (a, ds[1]) for v in s["views"]]
+    assert batch["images"].shape[0] == 4 and batch["cloud_of_view"].tolist() == [0, 0, 1, 1]
+    assert batch["point_idx"].shape == (4, max(nv)) and batch["mask"].sum(dim=1).tolist() == nv
+    assert batch["image_size"] == (batch["images"].shape[-1], batch["images"].shape[-2])

@@ -1,6 +1,7 @@
 # jointwsss: joint 2D-3D weakly supervised semantic segmentation as a Snakemake DAG.
 # Targets: data (raw scans: synthesized, downloaded or local), preprocess (Zarr caches + split indexes),
-# train (the configured experiment; `--config experiment=cls3d` for another), eval, bench.
+# train (the configured experiment; `--config experiment=cls3d` for another), eval, ablation,
+# report_assets (default; then `snakemake --report report.html`), bench.
 # Every rule is a thin wrapper around a `jointwsss` subcommand; see README.md.
 
 from pathlib import Path
@@ -21,9 +22,13 @@ include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/bench.smk"
+include: "rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
-        rules.data.input,
+        rules.report_assets.input,

@@ -299,6 +299,109 @@ def _run_ablation(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    from jointwsss.classes import CLASS_NAMES
+
+    p = sub.add_parser("export", help="benchmark submission, coloured PLYs, overlay PNGs, curves, legend, tables")
+    k = p.add_subparsers(dest="kind", required=True)
+    s = k.add_parser("submission", help="<out>/<scene>.txt: one nyu40 id per vertex (ScanNet 3D benchmark format)")
+    s.add_argument("--predictions", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--cache-dir", type=Path, default=None, help="also evaluate the written files and log the mIoU")
+    s.set_defaults(func=_run_export_submission)
+    m = k.add_parser("ply", help="<out>/<scene>_pred.ply [and <scene>_cam_<class>.ply] in the ScanNet palette")
+    m.add_argument("--predictions", type=Path, required=True)
+    m.add_argument("--scans-dir", type=Path, required=True, help="the raw scans/ folder (meshes)")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--cam-class", choices=CLASS_NAMES, default=None, help="also colour this class's 3D CAM score")
+    m.set_defaults(func=_run_export_ply)
+    o = k.add_parser("overlays", help="<out>/<scene>_<frame_id>.png: image | ground truth | prediction | confidence")
+    o.add_argument("--predictions", type=Path, required=True)
+    o.add_argument("--cache-dir", type=Path, required=True)
+    o.add_argument("--out", type=Path, required=True)
+    o.add_argument("--model", type=Path, default=None,
+                   help="runs/<exp>/model.pt: adds the image network's max class score (eq. 6's W) as a 4th column")
+    o.add_argument("--max-frames-per-scene", type=int, default=2)
+    o.set_defaults(func=_run_export_overlays)
+    c = k.add_parser("curves", help="loss terms and learning rates vs epoch (PNG)")
+    c.add_argument("--metrics", type=Path, required=True, help="runs/<exp>/metrics.jsonl")
+    c.add_argument("--out", type=Path, required=True)
+    c.set_defaults(func=_run_export_curves)
+    g = k.add_parser("legend", help="the 20-class palette (PNG)")
+    g.add_argument("--out", type=Path, required=True)
+    g.set_defaults(func=_run_export_legend)
+    t = k.add_parser("table", help="per-class IoU table (TSV) of a metrics.json")
+    t.add_argument("--metrics", type=Path, required=True)
+    t.add_argument("--out", type=Path, required=True)
+    t.set_defaults(func=_run_export_table)
+
+
+def _run_export_submission(args) -> int:
+    from jointwsss.export.submission import evaluate_submission, write_submission
+
+    paths = write_submission(args.predictions, args.out)
+    log.info("export submission: %d scene files in %s", len(paths), args.out)
+    if args.cache_dir is not None:
+        from jointwsss.data.dataset import scenes_from_index
+
+        scenes = scenes_from_index(args.cache_dir / "index" / f"{args.predictions.stem}.json")
+        report = evaluate_submission(args.out, args.cache_dir, scenes)
+        log.info("export submission: re-read files give 3D mIoU %.1f %% over %d classes",
+                 100 * report["miou"], report["classes_in_mean"])
+    return 0
+
+
+def _run_export_ply(args) -> int:
+    from jointwsss.classes import CLASS_INDEX
+    from jointwsss.export.meshes import write_scene_plys
+
+    cam = CLASS_INDEX[args.cam_class] if args.cam_class else None
+    paths = write_scene_plys(args.predictions, args.scans_dir, args.out, cam_class=cam)
+    log.info("export ply: %d files in %s", len(paths), args.out)
+    return 0
+
+
+def _run_export_overlays(args) -> int:
+    from jointwsss.export.overlays import write_overlays
+
+    cam = None
+    if args.model is not None:
+        import torch
+
+        from jointwsss.evaluate import load_networks, predict_image
+
+        device = torch.device("cpu")
+        _, image_net, _ = load_networks(args.model, device)
+        if image_net is not None:
+            def cam(scene, frame_id, color):
+                return predict_image(image_net, color, (color.shape[1], color.shape[0]), device).max(axis=0)
+    paths = write_overlays(args.predictions, args.cache_dir, args.out, max_frames_per_scene=args.max_frames_per_scene,
+                           cam=cam)
+    log.info("export overlays: %d PNGs in %s", len(paths), args.out)
+    return 0
+
+
+def _run_export_curves(args) -> int:
+    from jointwsss.export.figures import plot_training_curves
+
+    plot_training_curves(args.metrics, args.out)
+    return 0
+
+
+def _run_export_legend(args) -> int:
+    from jointwsss.export.figures import write_palette_legend
+
+    write_palette_legend(args.out)
+    return 0
+
+
+def _run_export_table(args) -> int:
+    from jointwsss.export.tables import write_metrics_table
+
+    write_metrics_table(args.metrics, args.out)
+    return 0
+
+
 # --------------------------------------------------------------------------- info
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="summarise a raw ScanNet scene folder or a scene's caches")
@@ -396,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_ablation(sub)
+    _add_export(sub)
     _add_info(sub)
     _add_bench(sub)
     return parser

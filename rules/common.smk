@@ -151,3 +151,16 @@ ABLATION_EXPERIMENTS = list(dict.fromkeys(name for _, name, _, _ in TABLE2_ROWS)
 _missing = [name for name in ABLATION_EXPERIMENTS if name not in config["experiments"]]
 if _missing:
     raise ValueError(f"config: experiments lacks the Table 2 entries {_missing} that `snakemake ablation` needs")
+
+
+# ---------------------------------------------------------------- report
+def report_inputs(name):
+    """Exports of one evaluated experiment: tables and curves, 3D files, 2D overlays where it has an image network."""
+    out = [RUNS / f"{name}/eval/metrics.tsv", RUNS / f"{name}/eval/curves.png", RUNS / "palette.png",
+           RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val"]
+    losses = set(config["experiments"][name]["losses"])
+    if losses & {"cls2d", "to3d", "to2d", "pcam_like"}:
+        out.append(RUNS / f"{name}/eval/overlays_val")
+    if not losses & {"cls3d", "to3d", "to2d", "pcam_like"}:
+        out = [p for p in out if "submission" not in str(p) and "ply_val" not in str(p)]
+    return [str(p) for p in out]

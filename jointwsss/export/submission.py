@@ -54,7 +54,8 @@ def read_submission(path: Path) -> np.ndarray:
     try:
         text = Path(path).read_text()
     except FileNotFoundError as exc:
-        raise DataFormatError(path, "submission file does not exist", "run the submission export for this scene") from exc
+        raise DataFormatError(path, "submission file does not exist",
+                              "run the submission export for this scene") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(path, f"cannot be read as text ({exc})") from exc
     lines = text.splitlines()
@@ -63,9 +64,10 @@ def read_submission(path: Path) -> np.ndarray:
         token = line.strip()
         if not token.isascii() or not token.isdigit():
             raise DataFormatError(path, f"line {i + 1} is {line!r}, expected one nyu40 id (a non-negative integer)")
-        ids[i] = int(token)
-        if ids[i] > MAX_NYU40_ID:
+        value = int(token)
+        if value > MAX_NYU40_ID:
             raise DataFormatError(path, f"line {i + 1} holds {token}, larger than any nyu40 id ({MAX_NYU40_ID})")
+        ids[i] = value
     return ids
 
 

@@ -1,0 +1,83 @@
+# Exports of an evaluated experiment (submission files, coloured PLYs, overlays, curves, tables) and the
+# inputs of the HTML report: `snakemake --cores 2 report_assets` then `snakemake --report report.html`.
+
+
+rule export_tables:
+    input:
+        model=RUNS / "{experiment}/model.pt",
+        metrics=RUNS / "{experiment}/eval/metrics.json",
+    output:
+        table=report(RUNS / "{experiment}/eval/metrics.tsv", caption="../workflow/report/metrics.rst",
+                     category="{experiment}", subcategory="metrics"),
+        curves=report(RUNS / "{experiment}/eval/curves.png", caption="../workflow/report/curves.rst",
+                      category="{experiment}", subcategory="training"),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        metrics_jsonl=lambda wc: RUNS / wc.experiment / "metrics.jsonl",
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/{experiment}_tables.log",
+    shell:
+        "(jointwsss export table --metrics {input.metrics} --out {output.table}"
+        " && jointwsss export curves --metrics {params.metrics_jsonl} --out {output.curves}) > {log} 2>&1"
+
+
+rule export_3d:
+    input:
+        predictions=RUNS / "{experiment}/eval/predictions/val.h5",
+    output:
+        submission=directory(RUNS / "{experiment}/eval/submission_val"),
+        ply=directory(RUNS / "{experiment}/eval/ply_val"),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        cache_dir=CACHE,
+        scans_dir=RAW_DIR / "scans",
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/{experiment}_3d.log",
+    shell:
+        "(jointwsss export submission --predictions {input.predictions} --out {output.submission}"
+        " --cache-dir {params.cache_dir}"
+        " && jointwsss export ply --predictions {input.predictions} --scans-dir {params.scans_dir}"
+        " --out {output.ply}) > {log} 2>&1"
+
+
+rule export_overlays:
+    input:
+        model=RUNS / "{experiment}/model.pt",
+        predictions=RUNS / "{experiment}/eval/predictions/val.h5",
+    output:
+        report(directory(RUNS / "{experiment}/eval/overlays_val"), patterns=["{name}.png"],
+               caption="../workflow/report/overlays.rst", category="{experiment}", subcategory="2D predictions"),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        cache_dir=CACHE,
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/{experiment}_overlays.log",
+    shell:
+        "jointwsss export overlays --predictions {input.predictions} --cache-dir {params.cache_dir}"
+        " --model {input.model} --out {output} > {log} 2>&1"
+
+
+rule export_legend:
+    output:
+        report(RUNS / "palette.png", caption="../workflow/report/legend.rst", category="legend"),
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/legend.log",
+    shell:
+        "jointwsss export legend --out {output} > {log} 2>&1"
+
+
+rule report_assets:
+    localrule: True
+    input:
+        lambda wc: report_inputs(config["experiment"]),

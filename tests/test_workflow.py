@@ -132,3 +132,27 @@ def test_rerun_semantics_after_config_changes(tmp_path):
 
     counts, out = planned(labels__min_points=5)
     assert counts == {"points": 3, "correspondences": 3, "index": 2, "preprocess": 1}, out
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_trains_evaluates_exports_and_reports(tmp_path):
+    cfg = write_config(tmp_path)
+    text = yaml.safe_load(cfg.read_text())
+    text["cache_dir"], text["runs_dir"] = str(tmp_path / "cache"), str(tmp_path / "runs")
+    cfg.write_text(yaml.safe_dump(text))
+    snakemake(["--cores", "2", "--configfile", str(cfg)], tmp_path)          # default target: report assets
+    runs = tmp_path / "runs"
+    metrics = json.loads((runs / "joint" / "eval" / "metrics.json").read_text())
+    assert metrics["splits"]["train"]["mode"] == "pseudo_label" and metrics["splits"]["val"]["mode"] == "inference"
+    for split in ("train", "val"):
+        for domain in ("3d", "2d"):
+            m = metrics["splits"][split][domain]
+            assert 0.0 <= m["miou"] <= 1.0 and len(m["confusion"]) == 20 and len(m["confusion"][0]) == 21
+    assert (runs / "joint" / "model.pt").exists() and (runs / "joint" / "eval" / "curves.png").stat().st_size > 0
+    assert list((runs / "joint" / "eval" / "overlays_val").glob("*.png"))
+    assert list((runs / "joint" / "eval" / "submission_val").glob("scene*.txt"))
+    table = (runs / "joint" / "eval" / "metrics.tsv").read_text().splitlines()
+    assert len(table) == 22 and table[-1].startswith("mIoU")
+    snakemake(["--report", str(tmp_path / "report.html"), "--configfile", str(cfg)], tmp_path)
+    html = (tmp_path / "report.html").read_text(errors="ignore")
+    assert "curves.png" in html and "metrics.tsv" in html

@@ -182,9 +182,9 @@ def test_bad_base_url_names_the_config_key(base):
 
 @pytest.mark.parametrize("scene", ["scene0000", "scene000_00", "Scene0000_00", "scene0000_00/../x", "../etc"])
 def test_bad_scene_id_is_rejected(scene, tmp_path):
-    with pytest.raises(DownloadError, match="sceneXXXX_YY"):
+    with pytest.raises(DownloadError, match="sceneNNNN_NN"):
         scene_file_url("http://h/", scene, ".txt")
-    with pytest.raises(DownloadError, match="sceneXXXX_YY"):
+    with pytest.raises(DownloadError, match="sceneNNNN_NN"):
         download_scene("http://h/", scene, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

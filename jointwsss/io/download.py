@@ -110,7 +110,7 @@ def _check_base_url(base_url: str | None) -> str:
 def _check_scene_id(scene_id: str) -> str:
     if not isinstance(scene_id, str) or not SCENE_ID_PATTERN.fullmatch(scene_id):
         raise DownloadError(str(scene_id), "is not a ScanNet scene id",
-                            "scene ids look like scene0000_00 (sceneXXXX_YY); take them from the split lists")
+                            "scene ids look like scene0000_00 (sceneNNNN_NN); take them from the split lists")
     return scene_id
 
 

@@ -147,7 +147,7 @@ def raw_ids_for_nyu40(tsv_path: str | os.PathLike | None = None) -> dict[int, li
 
 
 def read_split(path: str | os.PathLike) -> list[str]:
-    """Scene ids of a split list (one ``sceneXXXX_YY`` a line), in file order.
+    """Scene ids of a split list (one ``sceneNNNN_NN`` a line), in file order.
 
     Blank lines are skipped; anything else that is not a scene id, and repeated ids, raise a
     DataFormatError naming the file and the line number.

@@ -43,8 +43,9 @@ def create_store(path: str | os.PathLike, kind: str, attrs: dict[str, Any] | Non
 
 
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, *, per_item: bool = False,
-                 items_per_shard: int | None = None) -> zarr.Array:
-    """Create an empty array: one chunk per leading index if ``per_item`` else one chunk.
+                 items_per_shard: int | None = None, rows_per_chunk: int | None = None) -> zarr.Array:
+    """Create an empty array: one chunk per leading index if ``per_item``, chunks of ``rows_per_chunk``
+    leading indices if given (long ragged arrays read in slices, e.g. one view's correspondences), else one chunk.
 
     Shards hold ``items_per_shard`` leading indices (per-item arrays written block by block: each
     partial write into a shard rewrites that shard, so writing frame by frame into one big shard
@@ -53,9 +54,12 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, *,
     shape = tuple(int(s) for s in shape)
     if per_item and len(shape) >= 1:
         chunks = (1, *[max(1, s) for s in shape[1:]])
+    elif rows_per_chunk is not None and len(shape) >= 1:
+        chunks = (max(1, min(rows_per_chunk, shape[0])), *[max(1, s) for s in shape[1:]])
     else:
         chunks = tuple(max(1, s) for s in shape)
-    shards = tuple(max(c, s) for c, s in zip(chunks, shape))
+    # a shard must hold a whole number of chunks
+    shards = tuple(max(c, -(-s // c) * c) for c, s in zip(chunks, shape))
     if items_per_shard is not None and len(shape) >= 1:
         shards = (max(chunks[0], items_per_shard), *shards[1:])
     return group.create_array(
@@ -63,10 +67,11 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, *,
     )
 
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray, *, per_item: bool = False) -> zarr.Array:
+def write_array(group: zarr.Group, name: str, data: np.ndarray, *, per_item: bool = False,
+                rows_per_chunk: int | None = None) -> zarr.Array:
     """Write ``data`` as array ``name`` (one shard file; chunks as in :func:`create_array`)."""
     data = np.ascontiguousarray(data)
-    array = create_array(group, name, data.shape, data.dtype, per_item=per_item)
+    array = create_array(group, name, data.shape, data.dtype, per_item=per_item, rows_per_chunk=rows_per_chunk)
     if data.size:
         array[...] = data
     return array

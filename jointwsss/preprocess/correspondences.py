@@ -40,6 +40,8 @@ from jointwsss.io.zarr_store import create_store, open_store, write_array
 
 log = logging.getLogger("jointwsss")
 
+PAIRS_PER_CHUNK = 16384
+
 VISIBILITY_RULE = (
     "in front (z > 0), inside the stored colour image, and |depth_map(nearest depth pixel) - z| <= tolerance "
     "(relative: tolerance * measured depth; absolute: metres); depth-map holes (0) are not visible"
@@ -159,9 +161,12 @@ def build_corr_store(points_path: Path, frames_path: Path, out_path: Path, *, vi
     with atomic_path(out_path) as tmp:
         group = create_store(tmp, "corr", attrs)
         write_array(group, "offsets", offsets)
-        write_array(group, "point_idx", np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int32))
-        write_array(group, "uv", np.concatenate(uv_parts) if uv_parts else np.zeros((0, 2), np.float32))
-        write_array(group, "depth", np.concatenate(z_parts) if z_parts else np.zeros(0, np.float32))
+        # the loader reads one view's slice: chunks of PAIRS_PER_CHUNK pairs keep that read from
+        # decompressing the whole scene's pairs (millions on real ScanNet), one shard keeps one file
+        for name, parts, empty in (("point_idx", idx_parts, np.zeros(0, np.int32)),
+                                   ("uv", uv_parts, np.zeros((0, 2), np.float32)),
+                                   ("depth", z_parts, np.zeros(0, np.float32))):
+            write_array(group, name, np.concatenate(parts) if parts else empty, rows_per_chunk=PAIRS_PER_CHUNK)
     seconds = time.perf_counter() - t0
     if empty_views:
         log.warning("correspondences %s: %d of %d views have no visible point (frames %s); they are skipped in training",

@@ -85,7 +85,7 @@ def scene_rng(seed: int, scene_id: str, stream: str) -> np.random.Generator:
 def scene_number(scene_id: str) -> int:
     """``scene0012_00`` -> 12."""
     if not (scene_id.startswith("scene") and len(scene_id) == 12 and scene_id[5:9].isdigit()):
-        raise ValueError(f"scene id {scene_id!r} is not of the form sceneXXXX_YY")
+        raise ValueError(f"scene id {scene_id!r} is not of the form sceneNNNN_NN")
     return int(scene_id[5:9])
 
 

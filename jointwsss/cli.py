@@ -214,9 +214,18 @@ def _add_train(sub) -> None:
 
 
 def _load_settings(text: str) -> dict:
+    from jointwsss.config import ConfigError
+    from jointwsss.experiments import check_settings
+
+    source = "--settings"
     if text.startswith("@"):
-        text = Path(text[1:]).read_text()
-    return json.loads(text)
+        source = text[1:]
+        text = Path(source).read_text()
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
+    return check_settings(settings)
 
 
 def _run_train(args) -> int:
@@ -509,11 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    from jointwsss.config import ConfigError
     from jointwsss.io.errors import DataFormatError
 
     try:
         return args.func(args)
-    except DataFormatError as exc:
+    except (DataFormatError, ConfigError) as exc:
         # A bad input file: one clear line, no traceback.
         log.error("%s", exc)
         return 2

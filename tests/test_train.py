@@ -102,3 +102,10 @@ def test_two_process_gloo_ddp(tiny_cache, tmp_path):
     assert set(final["models"]) == {"image", "point"}
     lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]      # written once (rank 0), not once per rank
+
+
+def test_incomplete_settings_are_a_clear_error(tmp_path):
+    proc = run_cmd(["jointwsss", "train", "--run-dir", str(tmp_path), "--settings", '{"experiment": "joint"}'],
+                   check=False)
+    assert proc.returncode == 2
+    assert "training settings lack losses, cache_dir" in proc.stderr and "train.amp" in proc.stderr

@@ -4,11 +4,12 @@ import json
 import os
 from pathlib import Path
 
+from jointwsss.ablation import TABLE2_ROWS
 from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
-from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 from jointwsss.experiments import experiment_settings as jointwsss_experiment_settings
+from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 
 validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
 
@@ -145,8 +146,6 @@ def train_inputs(wildcards):
 EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
 EVAL_SPLITS = [s for s in SPLITS if s != "test"]
 # Table 2 rows + the PCAM-like control, in the paper's order (jointwsss.ablation.TABLE2_ROWS)
-from jointwsss.ablation import TABLE2_ROWS
-
 ABLATION_EXPERIMENTS = list(dict.fromkeys(name for _, name, _, _ in TABLE2_ROWS))
 _missing = [name for name in ABLATION_EXPERIMENTS if name not in config["experiments"]]
 if _missing:

@@ -352,6 +352,17 @@ class SensReader:
             )
         return layout.unpack(data)
 
+    def _codec(self, field: str, code: int, names: dict[int, str], supported: tuple[str, ...]) -> str:
+        """Name of a compression code from the header; DataFormatError naming the field if we cannot decode it."""
+        name = names.get(code)
+        if name not in supported:
+            known = "unknown value" if name is None else f"'{name}', which cannot be decoded"
+            label = "colour" if field.startswith("color") else "depth"
+            raise DataFormatError(
+                self.path, f"unsupported {label} compression (field '{field}') = {code} ({known}); supported: {supported}"
+            )
+        return name
+
     def _read_header(self) -> SensHeader:
         (version,) = self._read_header_field(_VERSION, "the version number")
         if version != SENS_VERSION:
@@ -380,22 +391,8 @@ class SensReader:
         values = self._read_header_field(_HEADER_AFTER_NAME, "the calibration / image-size block")
         matrices = np.array(values[:64], dtype=np.float32).reshape(4, 4, 4)
         color_code, depth_code, color_width, color_height, depth_width, depth_height, depth_shift = values[64:]
-        color_compression = COLOR_COMPRESSION.get(color_code)
-        if color_compression not in SUPPORTED_COLOR_COMPRESSION:
-            known = "unknown value" if color_compression is None else f"'{color_compression}', which cannot be decoded"
-            raise DataFormatError(
-                self.path,
-                f"unsupported colour compression (field 'color_compression') = {color_code} ({known}); "
-                f"supported: {SUPPORTED_COLOR_COMPRESSION}",
-            )
-        depth_compression = DEPTH_COMPRESSION.get(depth_code)
-        if depth_compression not in SUPPORTED_DEPTH_COMPRESSION:
-            known = "unknown value" if depth_compression is None else f"'{depth_compression}', which cannot be decoded"
-            raise DataFormatError(
-                self.path,
-                f"unsupported depth compression (field 'depth_compression') = {depth_code} ({known}); "
-                f"supported: {SUPPORTED_DEPTH_COMPRESSION}",
-            )
+        color_compression = self._codec("color_compression", color_code, COLOR_COMPRESSION, SUPPORTED_COLOR_COMPRESSION)
+        depth_compression = self._codec("depth_compression", depth_code, DEPTH_COMPRESSION, SUPPORTED_DEPTH_COMPRESSION)
         sizes = {
             "color_width": color_width,
             "color_height": color_height,

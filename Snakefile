@@ -21,6 +21,7 @@ include: "rules/data.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
+include: "rules/s3dis.smk"
 include: "rules/bench.smk"
 include: "rules/report.smk"
 

@@ -51,6 +51,32 @@ def _add_synth(sub) -> None:
     s.add_argument("--mesh-vertex-spacing-m", type=float, default=0.05)
     s.add_argument("--jpeg-quality", type=int, default=90)
     s.set_defaults(func=_run_synth_scannet)
+    d = kinds.add_parser("s3dis", help="synthetic S3DIS rooms + Stanford 2D-3D-S frames of one area (official layouts)")
+    d.add_argument("--out", type=Path, required=True,
+                   help="raw folder to write (Stanford3dDataset_v1.2_Aligned_Version/, 2D-3D-Semantics/)")
+    d.add_argument("--area", type=int, default=5)
+    d.add_argument("--rooms", type=int, default=None, help="rooms in the area (default: the generator's)")
+    d.add_argument("--frames-per-room", type=int, default=None)
+    d.add_argument("--image-size", type=_size, default=None, help="side of the square 2D-3D-S frames in pixels")
+    d.add_argument("--points-per-m2", type=float, default=None, help="surface sampling density of the clouds")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--summary", type=Path, default=None, help="also write the generator's summary (JSON) here")
+    d.set_defaults(func=_run_synth_s3dis)
+
+
+def _run_synth_s3dis(args) -> int:
+    from jointwsss.synth.s3dis import SynthS3DISConfig, synthesize_s3dis
+
+    given = {"area": args.area, "rooms": args.rooms, "frames_per_room": args.frames_per_room,
+             "image_size": args.image_size, "points_per_m2": args.points_per_m2, "seed": args.seed}
+    cfg = SynthS3DISConfig(**{k: v for k, v in given.items() if v is not None})
+    t0 = time.perf_counter()
+    summary = synthesize_s3dis(args.out, cfg, workers=args.workers)
+    log.info("synth s3dis: area %d written to %s in %.1f s", cfg.area, args.out, time.perf_counter() - t0)
+    if args.summary is not None:
+        _write_json(args.summary, json.loads(json.dumps(summary, default=str)))
+    return 0
 
 
 def _run_synth_scannet(args) -> int:
@@ -159,6 +185,23 @@ def _add_preprocess(sub) -> None:
     ix.add_argument("--out", type=Path, required=True)
     ix.add_argument("--scenes", nargs="*", default=[])
     ix.set_defaults(func=_run_index)
+    s3 = argparse.ArgumentParser(add_help=False)
+    s3.add_argument("--raw-dir", type=Path, required=True,
+                    help="folder holding Stanford3dDataset_v1.2_Aligned_Version/ and 2D-3D-Semantics/")
+    s3.add_argument("--area", type=int, required=True)
+    s3.add_argument("--out", type=Path, required=True)
+    sr = kinds.add_parser("s3dis-rooms", parents=[s3], help="JSON listing of an S3DIS area's rooms and their 2D frames")
+    sr.set_defaults(func=_run_s3dis_rooms)
+    sp = kinds.add_parser("s3dis-points", parents=[s3], help="points/<room>.zarr of one S3DIS room (ScanNet classes)")
+    sp.add_argument("--room", required=True)
+    sp.add_argument("--min-points", type=int, required=True)
+    sp.set_defaults(func=_run_s3dis_points)
+    sf = kinds.add_parser("s3dis-frames", parents=[s3], help="frames/<room>.zarr of one room's 2D-3D-S frames")
+    sf.add_argument("--room", required=True)
+    sf.add_argument("--image-size", type=_size, nargs=2, required=True, metavar=("W", "H"))
+    sf.add_argument("--min-pixel-fraction", type=float, required=True)
+    sf.add_argument("--max-frames", type=int, default=None, help="keep at most this many frames, evenly spread")
+    sf.set_defaults(func=_run_s3dis_frames)
 
 
 def _single_threaded() -> None:
@@ -191,6 +234,31 @@ def _run_corr(args) -> int:
     _single_threaded()
     build_corr_store(args.points, args.frames, args.out,
                      visibility=VisibilityParams(args.depth_tolerance, args.depth_tolerance_mode))
+    return 0
+
+
+def _run_s3dis_rooms(args) -> int:
+    from jointwsss.preprocess.s3dis import write_area_listing
+
+    listing = write_area_listing(args.raw_dir, args.area, args.out)
+    log.info("s3dis area %d: %d rooms, %d 2D-3D-S frames", args.area, len(listing["rooms"]),
+             sum(listing["frames_per_room"].values()))
+    return 0
+
+
+def _run_s3dis_points(args) -> int:
+    from jointwsss.preprocess.s3dis import build_s3dis_points_store
+
+    build_s3dis_points_store(args.raw_dir, args.area, args.room, args.out, min_points=args.min_points)
+    return 0
+
+
+def _run_s3dis_frames(args) -> int:
+    from jointwsss.preprocess.s3dis import build_s3dis_frames_store
+
+    _single_threaded()
+    build_s3dis_frames_store(args.raw_dir, args.area, args.room, args.out, image_size=tuple(args.image_size),
+                             min_pixel_fraction=args.min_pixel_fraction, max_frames=args.max_frames)
     return 0
 
 
@@ -240,7 +308,20 @@ def _run_train(args) -> int:
 
 
 # --------------------------------------------------------------------------- infer / evaluate
+def _class_mask(names: list[str] | None):
+    """(20,) bool of the named classes, or None."""
+    if names is None:
+        return None
+    import numpy as np
+
+    from jointwsss.classes import CLASS_NAMES
+
+    return np.array([name in names for name in CLASS_NAMES], dtype=bool)
+
+
 def _add_eval(sub) -> None:
+    from jointwsss.classes import CLASS_NAMES
+
     p = sub.add_parser("infer", help="predict every vertex and every kept frame of a split (HDF5)")
     p.add_argument("--model", type=Path, required=True, help="runs/<experiment>/model.pt")
     p.add_argument("--cache-dir", type=Path, required=True)
@@ -252,12 +333,19 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-3d", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--restrict-to", nargs="+", choices=CLASS_NAMES, default=None, metavar="CLASS",
+                   help="argmax only over these classes (cross-dataset evaluation on shared classes)")
+    p.add_argument("--all-scenes", action="store_true",
+                   help="every scene of the index, also those without frames (3D still evaluates them)")
     p.set_defaults(func=_run_infer)
     e = sub.add_parser("evaluate", help="mIoU (official ScanNet semantics) of predictions; writes metrics.json")
     e.add_argument("--experiment", required=True)
     e.add_argument("--cache-dir", type=Path, required=True)
     e.add_argument("--predictions", type=Path, nargs="+", required=True, help="predictions/<split>.h5 files")
     e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--dataset", default="scannet", help="the dataset name written into the JSON")
+    e.add_argument("--classes", nargs="+", choices=CLASS_NAMES, default=None, metavar="CLASS",
+                   help="evaluate only these classes (others: ground truth ignored, predictions a miss)")
     e.set_defaults(func=_run_evaluate)
 
 
@@ -266,24 +354,31 @@ def _run_infer(args) -> int:
     from jointwsss.evaluate import infer_split
 
     _single_threaded()
-    scenes = scenes_from_index(args.cache_dir / "index" / f"{args.split}.json")
+    index_path = args.cache_dir / "index" / f"{args.split}.json"
+    scenes = scenes_from_index(index_path)          # usable scenes; also checks the index is readable
+    if args.all_scenes:
+        scenes = [s["scene"] for s in json.loads(index_path.read_text())["scenes"]]
     infer_split(args.model, args.cache_dir, scenes, args.split, args.mode, args.out, passes_3d=args.passes_3d,
-                batch_3d=args.batch_3d, seed=args.seed, device=args.device)
+                batch_3d=args.batch_3d, seed=args.seed, device=args.device, restrict_to=_class_mask(args.restrict_to))
     return 0
 
 
 def _run_evaluate(args) -> int:
+    from jointwsss.classes import CLASS_NAMES
     from jointwsss.evaluate import evaluate_predictions
 
     splits = {}
     for path in args.predictions:
-        result = evaluate_predictions(path, args.cache_dir)
+        result = evaluate_predictions(path, args.cache_dir, classes=_class_mask(args.classes))
         splits[path.stem] = result
         for domain in ("3d", "2d"):
             if result[domain] is not None:
                 log.info("evaluate %s %s %s (%s): mIoU %.1f %% over %d classes", args.experiment, path.stem, domain,
                          result["mode"], 100 * result[domain]["miou"], result[domain]["classes_in_mean"])
-    _write_json(args.out, {"experiment": args.experiment, "dataset": "scannet", "splits": splits})
+    payload = {"experiment": args.experiment, "dataset": args.dataset, "splits": splits}
+    if args.classes is not None:
+        payload["classes"] = [name for name in CLASS_NAMES if name in args.classes]
+    _write_json(args.out, payload)
     return 0
 
 
@@ -305,6 +400,28 @@ def _run_ablation(args) -> int:
                  "-" if row["train_miou"] is None else f"{100 * row['train_miou']:.1f}",
                  "-" if row["val_miou"] is None else f"{100 * row['val_miou']:.1f}",
                  100 * row["paper_train"], 100 * row["paper_val"])
+    return 0
+
+
+def _add_s3dis_table(sub) -> None:
+    p = sub.add_parser("s3dis-table", help="the paper's Table 4 from every experiment's s3dis_metrics.json")
+    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--experiments", required=True, help="the config's experiments mapping as JSON")
+    p.add_argument("--area", type=int, required=True)
+    p.add_argument("--out-md", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    p.set_defaults(func=_run_s3dis_table)
+
+
+def _run_s3dis_table(args) -> int:
+    from jointwsss.ablation import table4_spec, write_table
+    from jointwsss.preprocess.s3dis import SHARED_CLASS_NAMES
+
+    spec = table4_spec(args.area, SHARED_CLASS_NAMES)
+    table = write_table(args.runs_dir, json.loads(args.experiments), args.out_md, args.out_json, spec)
+    for row in table["rows"]:
+        log.info("table 4 %s %-6s val %s (paper %.1f)", row["domain"], row["experiment"],
+                 "-" if row["val_miou"] is None else f"{100 * row['val_miou']:.1f}", 100 * row["paper_val"])
     return 0
 
 
@@ -508,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_ablation(sub)
+    _add_s3dis_table(sub)
     _add_export(sub)
     _add_info(sub)
     _add_bench(sub)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jointwsss.classes import IGNORE_INDEX, NUM_CLASSES
+from jointwsss.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from jointwsss.data.transforms import augment_points, normalize_image, point_features
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
@@ -115,9 +115,22 @@ def predict_image(image_net, color: np.ndarray, out_size: tuple[int, int], devic
     return torch.sigmoid(cam)[0].cpu().numpy()
 
 
+def combine_allowed(known: np.ndarray | None, restrict_to: np.ndarray | None) -> np.ndarray | None:
+    """The classes an argmax may pick: the known labels (pseudo_label mode) and/or ``restrict_to`` (20 bools)."""
+    if known is None or restrict_to is None:
+        return restrict_to if known is None else np.asarray(known, bool)
+    return np.asarray(known, bool) & np.asarray(restrict_to, bool)
+
+
 def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str, mode: str, out_path: Path, *,
-                passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto") -> dict:
-    """Predict every vertex and every kept frame of ``scenes``; write ``out_path`` (HDF5) atomically."""
+                passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto",
+                restrict_to: np.ndarray | None = None) -> dict:
+    """Predict every vertex and every kept frame of ``scenes``; write ``out_path`` (HDF5) atomically.
+
+    ``restrict_to``: optional (20,) bool; the argmax then runs only over these classes in either mode
+    (cross-dataset evaluation on the classes two label sets share, e.g. S3DIS). A scene whose frames
+    store is empty gets an empty ``frame_label``.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
@@ -128,7 +141,9 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
     cache_dir = Path(cache_dir)
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update({"experiment": settings["experiment"], "split": split, "mode": mode,
-                         "model": str(model_path), "has_3d": point_net is not None, "has_2d": image_net is not None})
+                         "model": str(model_path), "has_3d": point_net is not None, "has_2d": image_net is not None,
+                         "restricted_to": [] if restrict_to is None else
+                         [name for name, keep in zip(CLASS_NAMES, restrict_to) if keep]})
         for scene in scenes:
             g = h5.create_group(scene)
             if point_net is not None:
@@ -136,7 +151,8 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
                 scores = predict_points(point_net, points["xyz"][...], points["rgb"][...],
                                         num_points=settings["points"]["num"], passes=passes_3d, batch=batch_3d,
                                         rng=rng, device=dev)
-                allowed = np.asarray(points.attrs["scene_labels"], bool) if mode == "pseudo_label" else None
+                known = np.asarray(points.attrs["scene_labels"], bool) if mode == "pseudo_label" else None
+                allowed = combine_allowed(known, restrict_to)
                 g.create_dataset("vertex_label", data=restricted_argmax(scores, allowed, axis=1), compression="gzip")
                 g.create_dataset("vertex_score", data=scores.astype(np.float16), compression="gzip")
             if image_net is not None:
@@ -146,7 +162,8 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
                 image_labels = frames["image_labels"][...]
                 for f in range(labels_shape[0]):
                     s = predict_image(image_net, frames["color"][f], (labels_shape[2], labels_shape[1]), dev)
-                    out[f] = restricted_argmax(s, image_labels[f] if mode == "pseudo_label" else None, axis=0)
+                    known = image_labels[f] if mode == "pseudo_label" else None
+                    out[f] = restricted_argmax(s, combine_allowed(known, restrict_to), axis=0)
                 g.create_dataset("frame_label", data=out, compression="gzip")
                 g.create_dataset("frame_id", data=frames["frame_id"][...])
     seconds = time.perf_counter() - t0
@@ -155,9 +172,22 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
     return {"scenes": len(scenes), "seconds": round(seconds, 2)}
 
 
-def evaluate_predictions(pred_path: Path, cache_dir: Path) -> dict:
-    """{"mode", "3d": M or None, "2d": M or None} for one split's predictions (M: metrics.miou_report)."""
+def evaluate_predictions(pred_path: Path, cache_dir: Path, *, classes: np.ndarray | None = None) -> dict:
+    """{"mode", "3d": M or None, "2d": M or None} for one split's predictions (M: metrics.miou_report).
+
+    ``classes``: optional (20,) bool, the evaluated classes (e.g. those S3DIS shares with ScanNet).
+    Ground truth outside them is ignored and a prediction outside them counts as a miss (the
+    benchmark's rule for predictions outside the label set), so the other classes get no IoU and
+    stay out of the mean.
+    """
     cache_dir = Path(cache_dir)
+    outside = None if classes is None else np.append(~np.asarray(classes, bool), True)   # index 20: 255 etc.
+
+    def only_evaluated(labels: np.ndarray) -> np.ndarray:
+        if outside is None:
+            return labels
+        return np.where(outside[np.minimum(labels, NUM_CLASSES)], IGNORE_INDEX, labels).astype(np.uint8)
+
     conf3d = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
     conf2d = np.zeros_like(conf3d)
     try:
@@ -170,9 +200,9 @@ def evaluate_predictions(pred_path: Path, cache_dir: Path) -> dict:
             g = h5[scene]
             if has3d:
                 gt = open_store(cache_dir / "points" / f"{scene}.zarr", "points")["label"][...]
-                conf3d += confusion_matrix(gt, g["vertex_label"][...])
+                conf3d += confusion_matrix(only_evaluated(gt), only_evaluated(g["vertex_label"][...]))
             if has2d:
                 gt = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")["label"][...]
-                conf2d += confusion_matrix(gt, g["frame_label"][...])
+                conf2d += confusion_matrix(only_evaluated(gt), only_evaluated(g["frame_label"][...]))
         mode = str(h5.attrs["mode"])
     return {"mode": mode, "3d": miou_report(conf3d) if has3d else None, "2d": miou_report(conf2d) if has2d else None}

@@ -5,8 +5,42 @@ Kept free of torch so the Snakefile can import it cheaply.
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 # Settings that never change a trained model: given on the command line, not part of the settings.
 NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
+
+
+# Loss terms that train the image network (an experiment without them has no image network).
+IMAGE_LOSSES = frozenset({"cls2d", "to3d", "to2d"})
+PRETRAIN_EXPERIMENT = "pretrain_image"
+PRETRAIN_SPLIT = "pretrain"
+
+
+def pretrained_image_weights(config: dict) -> str | None:
+    """The weights file every experiment's image network starts from, or None (random initialisation).
+
+    ``model.image.weights`` (converted ImageNet weights, the paper's choice) when given; otherwise, with
+    ``pretrain.image: synthetic``, the image network pretrained on the synthetic pretrain scenes
+    (``runs/pretrain_image/model.pt``, our stand-in for ImageNet on a machine without it).
+    """
+    if config["model"]["image"].get("weights"):
+        return str(config["model"]["image"]["weights"])
+    if config.get("pretrain", {}).get("image") == "synthetic":
+        return str(Path(config["runs_dir"]) / PRETRAIN_EXPERIMENT / "model.pt")
+    return None
+
+
+def _common_settings(config: dict) -> dict:
+    return {
+        "cache_dir": str(config["cache_dir"]),
+        "seed": config["seed"],
+        "points": config["points"],
+        "joint": config["joint"],
+        "augment": config["augment"],
+        "train": {k: v for k, v in config["train"].items() if k not in NON_RESULT_TRAIN_KEYS},
+    }
 
 
 def experiment_settings(config: dict, name: str) -> dict:
@@ -14,18 +48,33 @@ def experiment_settings(config: dict, name: str) -> dict:
     if name not in config["experiments"]:
         raise ValueError(f"experiment {name!r} is not one of the configured experiments: {', '.join(config['experiments'])}")
     exp = config["experiments"][name]
+    model = copy.deepcopy(config["model"])
+    model["image"]["weights"] = pretrained_image_weights(config) if IMAGE_LOSSES & set(exp["losses"]) else None
     return {
         "experiment": name,
         "losses": list(exp["losses"]),
         "confidence": exp.get("confidence", True),
-        "cache_dir": str(config["cache_dir"]),
-        "seed": config["seed"],
-        "model": config["model"],
-        "points": config["points"],
-        "joint": config["joint"],
-        "augment": config["augment"],
-        "train": {k: v for k, v in config["train"].items() if k not in NON_RESULT_TRAIN_KEYS},
+        "split": "train",
+        "model": model,
+        **_common_settings(config),
     }
+
+
+def pretrain_settings(config: dict) -> dict:
+    """Settings of the image network's pretraining (``pretrain.image: synthetic``).
+
+    Image-level classification (eq. 1-2 on images only) on the ``pretrain`` scenes, which no experiment
+    trains or evaluates on; the experiments then start their image network from its backbone, as the
+    paper's start from ImageNet weights.
+    """
+    pre = config["pretrain"]
+    model = copy.deepcopy(config["model"])
+    model["image"]["weights"] = None
+    settings = {"experiment": PRETRAIN_EXPERIMENT, "losses": ["cls2d"], "confidence": False,
+                "split": PRETRAIN_SPLIT, "model": model, **_common_settings(config)}
+    settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "image_lr_mult": 1.0,
+                         "milestones": [], "amp": config["train"]["amp"]}
+    return settings
 
 
 REQUIRED_SETTINGS = {

@@ -67,8 +67,15 @@ def loss_switches(settings: dict) -> LossSwitches:
 
 
 def settings_hash(settings: dict) -> str:
-    """Hash of everything that changes the trained weights (resume only continues an identical run)."""
+    """Hash of everything that changes the trained weights (resume only continues an identical run).
+
+    The image network's initial weights count by content, not by path: a re-pretrained
+    ``runs/pretrain_image/model.pt`` must not let a run resume from a checkpoint built on the old one.
+    """
     relevant = {k: v for k, v in settings.items() if k not in ("num_workers", "device", "log_every")}
+    weights = settings.get("model", {}).get("image", {}).get("weights")
+    if weights and Path(weights).is_file():
+        relevant["image_weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -85,7 +92,7 @@ def build_models(settings: dict, switches: LossSwitches):
                              dropout=img.get("dropout", True))
         if img.get("weights"):
             report = load_imagenet_weights(image_net, img["weights"])
-            log.info("ResNet38: loaded %d ImageNet tensors from %s", report["loaded"], report["path"])
+            log.info("ResNet38: backbone initialised from %s (%d tensors)", report["path"], report["loaded"])
         else:
             warn_no_pretrained()
     if switches.needs_point_network:
@@ -255,7 +262,7 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     seed_everything(settings["seed"] + info.rank)
     switches = loss_switches(settings)
 
-    scenes = scenes_from_index(Path(settings["cache_dir"]) / "index" / "train.json")
+    scenes = scenes_from_index(Path(settings["cache_dir"]) / "index" / f"{settings.get('split', 'train')}.json")
     dataset = JointDataset(data_config(settings, scenes, train=True))
     per_rank_batch = max(1, tcfg["batch_size"] // info.world_size)
     sampler = EpochSampler(len(dataset), settings["seed"], info.rank, info.world_size)

@@ -2,13 +2,16 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from jointwsss.ablation import TABLE2_ROWS
 from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
-from jointwsss.experiments import experiment_settings as jointwsss_experiment_settings
+from jointwsss.experiments import (
+    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, pretrain_settings,
+)
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 
 validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
@@ -17,6 +20,15 @@ RAW_DIR = Path(config["dataset"]["raw_dir"])
 LOGS = Path(config["logs_dir"])
 SOURCE = config["dataset"]["source"]
 SPLITS = config["dataset"]["splits"]
+# Image network pretrained on extra synthetic scenes (jointwsss.experiments.pretrain_settings): only
+# on the synthetic dataset and only when no ImageNet weights are given.
+PRETRAIN_IMAGE = (config["pretrain"]["image"] == "synthetic" and SOURCE == "synthetic"
+                  and not config["model"]["image"]["weights"])
+if config["pretrain"]["image"] == "synthetic" and SOURCE != "synthetic" and not config["model"]["image"]["weights"]:
+    config["pretrain"]["image"] = "none"
+    print(f"config: pretrain.image 'synthetic' needs dataset.source synthetic; with '{SOURCE}' the image network "
+          "starts from random weights -- set model.image.weights to converted ImageNet weights (README, 'Pretraining')",
+          file=sys.stderr)
 LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
 
 
@@ -27,6 +39,7 @@ def synth_config():
         num_train_scenes=s["num_train_scenes"],
         num_val_scenes=s["num_val_scenes"],
         num_test_scenes=s["num_test_scenes"],
+        num_pretrain_scenes=config["pretrain"]["num_scenes"] if PRETRAIN_IMAGE else 0,
         frames_per_scene=s["frames_per_scene"],
         color_size=tuple(s["color_size"]),
         depth_size=tuple(s["depth_size"]),
@@ -48,7 +61,9 @@ def _split_scenes(split):
 
 
 SCENES = {split: _split_scenes(split) for split in SPLITS}
-ALL_SCENES = sorted({s for split in SPLITS for s in SCENES[split]})
+if PRETRAIN_IMAGE:
+    SCENES[PRETRAIN_SPLIT] = synth_scene_ids(synth_config())[PRETRAIN_SPLIT]
+ALL_SCENES = sorted({s for scenes in SCENES.values() for s in scenes})
 TEST_SCENES = set(SCENES.get("test", []))
 
 
@@ -92,6 +107,8 @@ elif SOURCE == "local" and not (RAW_DIR / "scans").is_dir():
 
 RUNS = Path(config["runs_dir"])
 EXPERIMENTS = list(config["experiments"])
+if PRETRAIN_EXPERIMENT in EXPERIMENTS:
+    raise ValueError(f"config: '{PRETRAIN_EXPERIMENT}' is reserved for the image network's pretraining -- rename that experiment")
 if config["experiment"] not in config["experiments"]:
     raise ValueError(
         f"config: experiment '{config['experiment']}' is not one of the keys of experiments: {', '.join(EXPERIMENTS)}"
@@ -135,10 +152,28 @@ def frames_inputs(wildcards):
 
 
 # ---------------------------------------------------------------- training inputs
-def train_inputs(wildcards):
-    return [str(CACHE / "index/train.json")] + [
-        str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES["train"] for kind in ("points", "frames", "corr")
+def split_stores(split):
+    """The index and every store of a split: what training on it reads."""
+    return [str(CACHE / f"index/{split}.json")] + [
+        str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES[split] for kind in ("points", "frames", "corr")
     ]
+
+
+
+# Run folders train_experiment writes (the experiments and the image pretraining).
+TRAINED_RUNS = EXPERIMENTS + ([PRETRAIN_EXPERIMENT] if PRETRAIN_IMAGE else [])
+
+
+def training_settings(name):
+    """Training settings of an experiment or of the image network's pretraining."""
+    return pretrain_settings(config) if name == PRETRAIN_EXPERIMENT else experiment_settings(name)
+
+
+def train_inputs(wildcards):
+    """Stores of the split the run trains on, plus the initial image weights of runs that have them."""
+    settings = training_settings(wildcards.experiment)
+    weights = settings["model"]["image"]["weights"]
+    return split_stores(settings["split"]) + ([weights] if weights else [])
 
 
 # ---------------------------------------------------------------- evaluation

@@ -66,7 +66,7 @@ rule index:
     output:
         CACHE / "index/{split}.json",
     wildcard_constraints:
-        split="|".join(SPLITS),
+        split="|".join(SCENES),
     params:
         scenes=lambda wc: " ".join(SCENES[wc.split]),
         cache_dir=CACHE,

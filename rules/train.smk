@@ -1,4 +1,5 @@
-# Training: one run folder per experiment. Target: train (the configured experiment).
+# Training: one run folder per experiment, and one for the image network's pretraining where it is
+# pretrained on synthetic scenes (runs/pretrain_image/). Target: train (the configured experiment).
 
 rule train_experiment:
     input:
@@ -6,9 +7,9 @@ rule train_experiment:
     output:
         RUNS / "{experiment}/model.pt",
     wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+        experiment="|".join(TRAINED_RUNS),
     params:
-        settings=lambda wc: json.dumps(experiment_settings(wc.experiment), sort_keys=True),
+        settings=lambda wc: json.dumps(training_settings(wc.experiment), sort_keys=True),
         launcher=train_launcher(),
         run_dir=lambda wc: RUNS / wc.experiment,
     threads: max(1, config["train"]["num_workers"] + 1)

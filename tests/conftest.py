@@ -76,6 +76,7 @@ def tiny_settings(cache_dir: Path, experiment: str = "joint", **train) -> dict:
 
     config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
     config["cache_dir"] = str(cache_dir)
+    config["pretrain"]["image"] = "none"  # tests start from random weights unless they pretrain themselves
     config["points"]["num"] = 512
     config["joint"]["max_points_per_view"] = 64
     config["train"].update({"epochs": 2, "batch_size": 2, "milestones": [1], "num_workers": 0, "device": "cpu"})

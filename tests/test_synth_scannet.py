@@ -87,7 +87,11 @@ def test_official_layout_and_metadata(raw_dir):
         "train": [f"scene{i:04d}_00" for i in range(12)],
         "val": [f"scene{i:04d}_00" for i in range(12, 16)],
         "test": [],
+        "pretrain": [],
     }
+    # image-pretraining scenes are numbered after every other split
+    assert scene_ids(SynthScanNetConfig(num_test_scenes=2, num_pretrain_scenes=3))["pretrain"] == [
+        "scene0018_00", "scene0019_00", "scene0020_00"]
 
 
 def test_meta_file_keys_and_values_match_the_sens_header(raw_dir):

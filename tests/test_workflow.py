@@ -52,8 +52,8 @@ def test_download_source_without_base_url_names_the_key(tmp_path):
 def test_dry_run_plans_one_job_per_scene(tmp_path):
     proc = snakemake(["-n", "data", "--configfile", str(write_config(tmp_path))], tmp_path)
     out = proc.stdout
-    # tiny.yaml: 2 train + 1 val scenes, one metadata job, one `data` target
-    assert "synth_scannet           3" in out or "synth_scannet 3" in " ".join(out.split()), out
+    # tiny.yaml: 2 train + 1 val + 1 pretrain scene, one metadata job, one `data` target
+    assert "synth_scannet 4" in " ".join(out.split()), out
     assert "synth_scannet_meta" in out
 
 
@@ -67,6 +67,9 @@ def test_data_target_writes_the_synthetic_dataset_and_info_reads_it(tmp_path):
     train = (raw / "scannetv2_train.txt").read_text().split()
     val = (raw / "scannetv2_val.txt").read_text().split()
     assert len(train) == 2 and len(val) == 1 and not set(train) & set(val)
+    # the pretrain scene is numbered after the others and is listed in no split file
+    assert (raw / "scans" / "scene0003_00" / "scene0003_00_2d-label-filt.zip").stat().st_size > 0
+    assert not (raw / "scannetv2_pretrain.txt").exists()
     for scene in train + val:
         d = raw / "scans" / scene
         for suffix in (".sens", ".txt", "_vh_clean_2.ply", "_vh_clean_2.labels.ply", "_2d-label-filt.zip"):

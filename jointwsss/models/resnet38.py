@@ -267,7 +267,8 @@ def load_imagenet_weights(model: ResNet38, path: str | os.PathLike) -> dict:
     Args:
         model: a ``ResNet38`` of width ``"full"`` (the file's shapes are the full widths).
         path: a ``torch.save``-d state dict ``{key: tensor}`` with the keys listed in the module
-            docstring (e.g. PSA's conversion of ``ilsvrc-cls_rna-a1_cls1000_ep-0001.params``).
+            docstring (e.g. PSA's conversion of ``ilsvrc-cls_rna-a1_cls1000_ep-0001.params``), or a
+            jointwsss ``model.pt`` with an image network (its backbone is used, its CAM head is not).
 
     Returns:
         ``{"path", "loaded", "ignored"}``: the file, the number of backbone tensors loaded, and the
@@ -289,6 +290,10 @@ def load_imagenet_weights(model: ResNet38, path: str | os.PathLike) -> dict:
     except Exception as exc:  # torch raises many types (pickle, zip, unsupported global)
         problem = f"cannot be read as a PyTorch state dict ({type(exc).__name__}: {exc})"
         raise DataFormatError(path, problem) from exc
+    if isinstance(state, dict) and isinstance(state.get("models"), dict) and "image" in state["models"]:
+        # A jointwsss run's model.pt (e.g. runs/pretrain_image/model.pt): its image network's backbone;
+        # its CAM head belongs to that run's task and is not carried over (as ImageNet's classifier is not).
+        state = {k: v for k, v in state["models"]["image"].items() if not k.startswith("cam_head.")}
     is_state_dict = isinstance(state, dict) and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     )

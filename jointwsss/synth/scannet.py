@@ -58,6 +58,9 @@ class SynthScanNetConfig:
     num_train_scenes: int = 12
     num_val_scenes: int = 4
     num_test_scenes: int = 0  # test scenes get no label files, as in ScanNet
+    # Scenes for the image network's pretraining (our stand-in for ImageNet, see README "Pretraining"):
+    # labelled like train scenes, numbered after all others, never used for training or evaluation.
+    num_pretrain_scenes: int = 0
     frames_per_scene: int = 150
     color_size: tuple[int, int] = (324, 242)  # real: 1296x968
     depth_size: tuple[int, int] = (160, 120)  # real: 640x480 (a slightly different aspect ratio)
@@ -68,7 +71,7 @@ class SynthScanNetConfig:
     def __post_init__(self) -> None:
         self.color_size = tuple(int(v) for v in self.color_size)
         self.depth_size = tuple(int(v) for v in self.depth_size)
-        for name in ("num_train_scenes", "num_val_scenes", "num_test_scenes"):
+        for name in ("num_train_scenes", "num_val_scenes", "num_test_scenes", "num_pretrain_scenes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.frames_per_scene < 1:
@@ -84,9 +87,10 @@ class SynthScanNetConfig:
 
 
 def scene_ids(cfg: SynthScanNetConfig) -> dict[str, list[str]]:
-    """Scene ids per split, numbered consecutively: train first, then val, then test."""
+    """Scene ids per split, numbered consecutively: train first, then val, test and pretrain."""
     out, start = {}, 0
-    for split, count in (("train", cfg.num_train_scenes), ("val", cfg.num_val_scenes), ("test", cfg.num_test_scenes)):
+    for split, count in (("train", cfg.num_train_scenes), ("val", cfg.num_val_scenes), ("test", cfg.num_test_scenes),
+                         ("pretrain", cfg.num_pretrain_scenes)):
         out[split] = [f"scene{start + k:04d}_00" for k in range(count)]
         start += count
     return out

@@ -90,6 +90,18 @@ def _cylinder_faces(radius: float, half_height: float, spacing: float):
         yield verts, tris, np.broadcast_to([0.0, 0.0, sign], verts.shape)
 
 
+def visible_surface_points(surfaces: SurfaceSet, xyz: np.ndarray, surface: np.ndarray, tol: float = 2e-4) -> np.ndarray:
+    """(N,) bool: points (N, 3) on surfaces ``surface`` (N,) that a scanner could see -- inside the
+    room and not strictly inside another primitive (by more than ``tol`` metres)."""
+    keep = np.all((xyz > -tol) & (xyz < surfaces.room_size + tol), axis=1)
+    lo, hi = surfaces.aabb()
+    for j in range(NUM_ROOM_FACES, len(surfaces)):
+        cand = np.flatnonzero(keep & np.all((xyz > lo[j]) & (xyz < hi[j]), axis=1) & (surface != j))
+        if len(cand):
+            keep[cand[points_inside(surfaces, j, xyz[cand], tol)]] = False
+    return keep
+
+
 def build_mesh(surfaces: SurfaceSet, spacing_m: float) -> SceneMesh:
     """Triangulate all surfaces, drop never-visible vertices, colour every vertex."""
     xyz, normals, faces, surface = [], [], [], []
@@ -111,13 +123,7 @@ def build_mesh(surfaces: SurfaceSet, spacing_m: float) -> SceneMesh:
     xyz, normals = np.concatenate(xyz), np.concatenate(normals)
     faces, surface = np.concatenate(faces), np.concatenate(surface)
 
-    tol = 2e-4
-    keep = np.all((xyz > -tol) & (xyz < surfaces.room_size + tol), axis=1)
-    lo, hi = surfaces.aabb()
-    for j in range(NUM_ROOM_FACES, len(surfaces)):
-        cand = np.flatnonzero(keep & np.all((xyz > lo[j]) & (xyz < hi[j]), axis=1) & (surface != j))
-        if len(cand):
-            keep[cand[points_inside(surfaces, j, xyz[cand], tol)]] = False
+    keep = visible_surface_points(surfaces, xyz, surface)
     faces = faces[keep[faces].all(axis=1)]
     used = np.zeros(len(xyz), dtype=bool)
     used[faces.ravel()] = True

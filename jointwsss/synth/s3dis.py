@@ -58,6 +58,7 @@ from jointwsss.io.stanford2d3ds import (
     write_semantic_labels,
 )
 from jointwsss.synth.layout import scene_rng
+from jointwsss.synth.mesh import visible_surface_points
 from jointwsss.synth.raycast import (
     NUM_ROOM_FACES,
     ROOM_FACE_NORMALS,
@@ -210,18 +211,6 @@ def sample_surface(surfaces: SurfaceSet, i: int, points_per_m2: float,
                 local_nrm.append(np.tile(normal, (n, 1)))
     p, nrm = np.concatenate(local_pts), np.concatenate(local_nrm)
     return surfaces.center[i] + surfaces.vector_to_room(i, p), surfaces.vector_to_room(i, nrm)
-
-
-def visible_surface_points(surfaces: SurfaceSet, xyz: np.ndarray, surface: np.ndarray, tol: float = 2e-4) -> np.ndarray:
-    """(N,) bool: points (N, 3) on surfaces ``surface`` (N,) that a scanner could see -- inside the
-    room and not strictly inside another primitive (by more than ``tol`` metres)."""
-    keep = np.all((xyz > -tol) & (xyz < surfaces.room_size + tol), axis=1)
-    lo, hi = surfaces.aabb()
-    for j in range(NUM_ROOM_FACES, len(surfaces)):
-        cand = np.flatnonzero(keep & np.all((xyz > lo[j]) & (xyz < hi[j]), axis=1) & (surface != j))
-        if len(cand):
-            keep[cand[points_inside(surfaces, j, xyz[cand], tol)]] = False
-    return keep
 
 
 def room_tint(rng: np.random.Generator) -> np.ndarray:

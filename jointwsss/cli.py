@@ -382,12 +382,19 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _table_arguments() -> argparse.ArgumentParser:
+    """Arguments every paper-table command takes (Table 2 and Table 4)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--runs-dir", type=Path, required=True)
+    common.add_argument("--experiments", required=True, help="the config's experiments mapping as JSON")
+    common.add_argument("--out-md", type=Path, required=True)
+    common.add_argument("--out-json", type=Path, required=True)
+    return common
+
+
 def _add_ablation(sub) -> None:
-    p = sub.add_parser("ablation", help="the paper's Table 2 from every experiment's metrics.json")
-    p.add_argument("--runs-dir", type=Path, required=True)
-    p.add_argument("--experiments", required=True, help="the config's experiments mapping as JSON")
-    p.add_argument("--out-md", type=Path, required=True)
-    p.add_argument("--out-json", type=Path, required=True)
+    p = sub.add_parser("ablation", parents=[_table_arguments()],
+                       help="the paper's Table 2 from every experiment's metrics.json")
     p.set_defaults(func=_run_ablation)
 
 
@@ -404,12 +411,9 @@ def _run_ablation(args) -> int:
 
 
 def _add_s3dis_table(sub) -> None:
-    p = sub.add_parser("s3dis-table", help="the paper's Table 4 from every experiment's s3dis_metrics.json")
-    p.add_argument("--runs-dir", type=Path, required=True)
-    p.add_argument("--experiments", required=True, help="the config's experiments mapping as JSON")
+    p = sub.add_parser("s3dis-table", parents=[_table_arguments()],
+                       help="the paper's Table 4 from every experiment's s3dis_metrics.json")
     p.add_argument("--area", type=int, required=True)
-    p.add_argument("--out-md", type=Path, required=True)
-    p.add_argument("--out-json", type=Path, required=True)
     p.set_defaults(func=_run_s3dis_table)
 
 

@@ -107,3 +107,16 @@ def test_list_frames_requires_rgb_semantic_pose(tmp_path):
     write_pose(frame_path(data, complete, "pose"), np.eye(3), np.eye(3, 4))
     assert frame_path(data, complete, "rgb").name == "camera_0a1b_office_1_frame_0_domain_rgb.png"
     assert list_frames(data) == [complete]
+
+
+def test_rgb_png_round_trip_keeps_channel_order_and_names_bad_files(tmp_path):
+    from jointwsss.io.stanford2d3ds import read_rgb_png, write_rgb_png
+
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = 200          # pure red: a swapped channel order would read back as blue
+    rgb[1, 2] = (1, 2, 3)
+    write_rgb_png(tmp_path / "a.png", rgb)
+    assert np.array_equal(read_rgb_png(tmp_path / "a.png"), rgb)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataFormatError, match="bad.png: cannot decode rgb PNG"):
+        read_rgb_png(tmp_path / "bad.png")

@@ -129,6 +129,20 @@ def _write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
+def read_rgb_png(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an ``rgb/`` frame."""
+    path = Path(path)
+    image = _read_png(path, "rgb")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise DataFormatError(path, f"rgb PNG must be 8-bit colour, got dtype {image.dtype} shape {image.shape}")
+    return np.ascontiguousarray(image[..., 2::-1])  # cv2's B, G, R(, A) -> R, G, B
+
+
+def write_rgb_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write (H, W, 3) uint8 RGB as an ``rgb/`` frame PNG, atomically."""
+    _write_png(path, np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[..., ::-1]))
+
+
 def encode_semantic_png(path: str | os.PathLike, index: np.ndarray) -> None:
     """Write (H, W) integer label indices (0 .. 2**24-1) as an RGB semantic PNG (R is the high byte)."""
     index = np.asarray(index)

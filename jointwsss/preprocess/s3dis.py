@@ -60,7 +60,7 @@ from jointwsss.io.errors import DataFormatError
 from jointwsss.io.s3dis import S3DIS_CLASSES, list_rooms, read_room
 from jointwsss.io.stanford2d3ds import (
     DEPTH_MISSING, DEPTH_UNITS_PER_METRE, camera_to_world, decode_semantic_png, frame_path, read_pose,
-    read_semantic_labels, semantic_class_lut,
+    read_rgb_png, read_semantic_labels, semantic_class_lut,
 )
 from jointwsss.io.zarr_store import create_array, create_store, write_array
 from jointwsss.preprocess.frames import image_labels_of
@@ -239,15 +239,6 @@ def build_s3dis_points_store(raw_dir: str | os.PathLike, area: int, room: str, o
 
 
 # --------------------------------------------------------------------------- frames
-def _read_rgb(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DataFormatError(path, "rgb PNG not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataFormatError(path, "cannot decode rgb PNG", "the file may be truncated; re-extract it")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def _read_depth_units(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) uint16 raw depth (1/512 m) with the release's 65535 (no depth) as 0, ScanNet's convention."""
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -337,7 +328,7 @@ def build_s3dis_frames_store(raw_dir: str | os.PathLike, area: int, room: str, o
             label = np.empty((len(block), out_height, out_width), dtype=np.uint8)
             for row, (data_dir, frame) in enumerate(block):
                 f = block_start + row
-                rgb = _read_rgb(frame_path(data_dir, frame, "rgb"))
+                rgb = read_rgb_png(frame_path(data_dir, frame, "rgb"))
                 src_size = (rgb.shape[1], rgb.shape[0])
                 source_sizes.add(src_size)
                 color[row] = cv2.resize(rgb, (out_width, out_height), interpolation=cv2.INTER_AREA)

@@ -23,7 +23,7 @@ import numpy as np
 from jointwsss.io.scannet_labels import raw_ids_for_nyu40
 from jointwsss.synth import objects as ob
 from jointwsss.synth.objects import EMBED_M, Part, SceneObject
-from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet
+from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet, room_surface_set
 from jointwsss.synth.texture import Material, MaterialKind, jitter_color, rgb
 
 LOW_OBJECT_MAX_M = 1.12
@@ -134,38 +134,13 @@ class SceneLayout:
         return {ob.WALL, ob.FLOOR} | {o.nyu40 for o in self.objects}
 
     def surfaces(self) -> SurfaceSet:
-        half = self.room_size / 2.0
-        kinds, centers, halves, yaws, nyu, raw, obj, mats = [], [], [], [], [], [], [], []
-        for f, name in enumerate(ROOM_FACE_NAMES):
-            kinds.append(SurfaceKind.ROOM_FACE)
-            centers.append(half)
-            halves.append(half)
-            yaws.append(0.0)
-            nyu.append(ob.FLOOR if name == "floor" else ob.CEILING if name == "ceiling" else ob.WALL)
-            raw.append(self.room_raw_ids[f])
-            obj.append(0 if name == "floor" else 1 if name == "ceiling" else 2)
-            mats.append(self.room_materials[f])
-        for k, o in enumerate(self.objects):
-            for p in o.parts:
-                kinds.append(p.kind)
-                centers.append(p.center)
-                halves.append(p.half)
-                yaws.append(p.yaw)
-                nyu.append(o.nyu40)
-                raw.append(o.raw_id if p.raw_id is None else p.raw_id)
-                obj.append(3 + k)
-                mats.append(p.material)
-        return SurfaceSet(
-            room_size=np.asarray(self.room_size, dtype=np.float64),
-            kind=np.asarray(kinds, dtype=np.int8),
-            center=np.asarray(centers, dtype=np.float64),
-            half=np.asarray(halves, dtype=np.float64),
-            yaw=np.asarray(yaws, dtype=np.float64),
-            nyu40=np.asarray(nyu, dtype=np.uint16),
-            raw_id=np.asarray(raw, dtype=np.uint16),
-            object_index=np.asarray(obj, dtype=np.int32),
-            materials=mats,
-        )
+        # (nyu40, object index) per face: the floor, the ceiling, and the four walls as one wall object
+        face = {"floor": (ob.FLOOR, 0), "ceiling": (ob.CEILING, 1)}
+        classes = [face.get(name, (ob.WALL, 2)) for name in ROOM_FACE_NAMES]
+        faces = [(mat, nyu, raw, obj) for mat, raw, (nyu, obj) in zip(self.room_materials, self.room_raw_ids, classes)]
+        parts = [(p, o.nyu40, o.raw_id if p.raw_id is None else p.raw_id, 3 + k)
+                 for k, o in enumerate(self.objects) for p in o.parts]
+        return room_surface_set(self.room_size, faces, parts)
 
 
 # ------------------------------------------------------------------------------------ placement

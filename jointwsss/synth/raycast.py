@@ -102,6 +102,31 @@ class SurfaceSet:
 # --------------------------------------------------------------------------------- intersections
 
 
+def room_surface_set(room_size: np.ndarray, faces, parts) -> SurfaceSet:
+    """A room's SurfaceSet: its six faces (``ROOM_FACE_NAMES`` order) then the objects' parts.
+
+    faces: one ``(material, nyu40, raw_id, object_index)`` per room face; parts: ``(part, nyu40,
+    raw_id, object_index)`` per object part (a part has ``kind``, ``center``, ``half``, ``yaw``,
+    ``material``). Room faces are centred on the room with its half extents as their own.
+    """
+    room_size = np.asarray(room_size, dtype=np.float64)
+    half = room_size / 2.0
+    rows = [(SurfaceKind.ROOM_FACE, half, half, 0.0, material, nyu, raw, obj) for material, nyu, raw, obj in faces]
+    rows += [(p.kind, p.center, p.half, p.yaw, p.material, nyu, raw, obj) for p, nyu, raw, obj in parts]
+    kinds, centers, halves, yaws, mats, nyus, raws, objs = zip(*rows)
+    return SurfaceSet(
+        room_size=room_size,
+        kind=np.asarray(kinds, dtype=np.int8),
+        center=np.asarray(centers, dtype=np.float64),
+        half=np.asarray(halves, dtype=np.float64),
+        yaw=np.asarray(yaws, dtype=np.float64),
+        nyu40=np.asarray(nyus, dtype=np.uint16),
+        raw_id=np.asarray(raws, dtype=np.uint16),
+        object_index=np.asarray(objs, dtype=np.int32),
+        materials=list(mats),
+    )
+
+
 def intersect_box(origin: np.ndarray, dx: np.ndarray, dy: np.ndarray, dz: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Slab test in the box frame: origin (3,), direction components dx, dy, dz (same shape);
     returns the entry t (same shape), inf on a miss."""

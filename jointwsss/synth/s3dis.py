@@ -55,6 +55,7 @@ from jointwsss.io.stanford2d3ds import (
     frame_path,
     write_depth_png,
     write_pose,
+    write_rgb_png,
     write_semantic_labels,
 )
 from jointwsss.synth.layout import scene_rng
@@ -332,15 +333,6 @@ def render_frame(surfaces: SurfaceSet, object_label: np.ndarray, K: np.ndarray, 
     label = np.where(holes, UNLABELED_INDEX, label)
     rgb[holes] = 0
     return rgb, depth, label, surface
-
-
-def write_rgb_png(path: Path, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 RGB as a PNG, atomically."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise ValueError(f"{path}: PNG encoding failed for shape {rgb.shape}")
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(buf.tobytes())
 
 
 def frame_names(room: str, num_frames: int, rng: np.random.Generator) -> list[tuple[int, str]]:

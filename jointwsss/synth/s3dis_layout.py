@@ -31,7 +31,7 @@ import numpy as np
 
 from jointwsss.synth.layout import Placer, scene_rng
 from jointwsss.synth.objects import EMBED_M, Part, SceneObject, box, cylinder, floor_box
-from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet
+from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet, room_surface_set
 from jointwsss.synth.texture import Material, MaterialKind, jitter_color, rgb
 
 # Room types in generation order (cycled). An office and a conference room come first, so two rooms
@@ -399,35 +399,9 @@ class RoomLayout:
     def surfaces(self) -> SurfaceSet:
         """All surfaces (room frame); ``object_index`` indexes :meth:`object_classes` (each room face is
         its own object: S3DIS annotates every wall separately). ``nyu40`` and ``raw_id`` are unused (0)."""
-        half = self.size / 2.0
-        kinds, centers, halves, yaws, obj, mats = [], [], [], [], [], []
-        for f in range(len(ROOM_FACE_NAMES)):
-            kinds.append(SurfaceKind.ROOM_FACE)
-            centers.append(half)
-            halves.append(half)
-            yaws.append(0.0)
-            obj.append(f)
-            mats.append(self.room_materials[f])
-        for k, o in enumerate(self.objects):
-            for p in o.parts:
-                kinds.append(p.kind)
-                centers.append(p.center)
-                halves.append(p.half)
-                yaws.append(p.yaw)
-                obj.append(len(ROOM_FACE_NAMES) + k)
-                mats.append(p.material)
-        n = len(kinds)
-        return SurfaceSet(
-            room_size=np.asarray(self.size, dtype=np.float64),
-            kind=np.asarray(kinds, dtype=np.int8),
-            center=np.asarray(centers, dtype=np.float64),
-            half=np.asarray(halves, dtype=np.float64),
-            yaw=np.asarray(yaws, dtype=np.float64),
-            nyu40=np.zeros(n, dtype=np.uint16),
-            raw_id=np.zeros(n, dtype=np.uint16),
-            object_index=np.asarray(obj, dtype=np.int32),
-            materials=mats,
-        )
+        faces = [(self.room_materials[f], 0, 0, f) for f in range(len(ROOM_FACE_NAMES))]
+        parts = [(p, 0, 0, len(ROOM_FACE_NAMES) + k) for k, o in enumerate(self.objects) for p in o.parts]
+        return room_surface_set(self.size, faces, parts)
 
 
 def room_plan(num_rooms: int) -> list[tuple[str, int]]:

@@ -223,6 +223,14 @@ class Placer:
         """Keep a region free (e.g. where a door swings)."""
         self.boxes.append((np.asarray(lo, float), np.asarray(hi, float), None))
 
+    def block_door_swing(self, door: SceneObject, depth_m: float) -> None:
+        """Keep the floor in front of a placed door free, ``depth_m`` metres into the room and 2 m high."""
+        start, along, inward, _ = self.wall_frame(door.meta["wall"])
+        w = door.meta["size"][0]
+        a = start + (door.meta["s"] - w / 2) * along
+        b = start + (door.meta["s"] + w / 2) * along + depth_m * inward
+        self.block(np.r_[np.minimum(a, b), 0.0], np.r_[np.maximum(a, b), 2.0])
+
     def _try(self, group: list[SceneObject], xy: np.ndarray, yaw: float, gap: float,
              ignore: tuple[SceneObject, ...] = ()) -> list[SceneObject] | None:
         placed = [_transform(o, xy, yaw) for o in group]
@@ -321,12 +329,7 @@ def _build_room(rng: np.random.Generator, theme: str, room_size: np.ndarray, cla
         for _ in range(1 if rng.random() < 0.8 else 2):
             door = placer.against_wall([ob.build_door(rng, height)], gap=0.1)
             if door:
-                o = door[0]
-                start, along, inward, _ = placer.wall_frame(o.meta["wall"])
-                w = o.meta["size"][0]
-                a = start + (o.meta["s"] - w / 2) * along
-                b = start + (o.meta["s"] + w / 2) * along + 0.9 * inward
-                placer.block(np.r_[np.minimum(a, b), 0.0], np.r_[np.maximum(a, b), 2.0])
+                placer.block_door_swing(door[0], 0.9)
     # Windows, with curtains beside them.
     if ob.WINDOW in want:
         for _ in range(n(1, 2)):

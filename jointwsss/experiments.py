@@ -60,20 +60,24 @@ def experiment_settings(config: dict, name: str) -> dict:
     }
 
 
-def pretrain_settings(config: dict) -> dict:
-    """Settings of the image network's pretraining (``pretrain.image: synthetic``).
+def pretrain_settings(config: dict, scenes: list[str]) -> dict:
+    """Settings of the image network's pretraining (``pretrain.image: synthetic``), our ImageNet stand-in.
 
-    Image-level classification (eq. 1-2 on images only) on the ``pretrain`` scenes, which no experiment
-    trains or evaluates on; the experiments then start their image network from its backbone, as the
-    paper's start from ImageNet weights.
+    Object-centric, single-label classification (``object_cls``: softmax cross-entropy of the GAP of the
+    CAM) of crops around every labelled object region in the frames of ``scenes`` -- the ``pretrain``
+    scenes, which no experiment trains or evaluates on (``jointwsss.data.crops``). The experiments then
+    start their image network from its backbone, as the paper's from ImageNet weights.
     """
     pre = config["pretrain"]
     model = copy.deepcopy(config["model"])
-    model["image"]["weights"] = None
-    settings = {"experiment": PRETRAIN_EXPERIMENT, "losses": ["cls2d"], "confidence": False,
-                "split": PRETRAIN_SPLIT, "model": model, **_common_settings(config)}
-    settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "image_lr_mult": 1.0,
-                         "milestones": [], "amp": config["train"]["amp"]}
+    # from scratch, as ImageNet training: batch norm learns (model.image.freeze_bn applies to the experiments)
+    model["image"].update(weights=None, freeze_bn=False)
+    settings = {"experiment": PRETRAIN_EXPERIMENT, "losses": ["object_cls"], "confidence": False,
+                "split": PRETRAIN_SPLIT, "scenes": list(scenes), "model": model,
+                "crops": {"size": pre["crop_size"], "min_area_fraction": pre["min_area_fraction"]},
+                **_common_settings(config)}
+    settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "batch_size": pre["batch_size"],
+                         "image_lr_mult": 1.0, "milestones": [], "amp": config["train"]["amp"]}
     return settings
 
 

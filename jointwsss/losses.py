@@ -50,6 +50,12 @@ def classification_loss(cam: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return bce(global_average_pool(cam), labels).mean()
 
 
+def object_classification_loss(cam: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
+    """Single-label classification of object crops (the image network's pretraining, an ImageNet stand-in):
+    softmax cross-entropy of ``GAP(cam)`` (eq. 1) against the crop's class. cam (B, C, h, w), class_index (B,) long."""
+    return F.cross_entropy(global_average_pool(cam.float()), class_index)
+
+
 # ----------------------------------------------------------------------------- gathering (eq. 4)
 def gather_projected(point_maps: torch.Tensor, cloud_of_view: torch.Tensor, point_idx: torch.Tensor) -> torch.Tensor:
     """Eq. 4, proj(.): per-point outputs of the view's cloud at its visible points.
@@ -178,12 +184,13 @@ class LossSwitches:
     to3d_confidence: bool = True # W^2d in eq. 7 (False: W = 1)
     to2d_confidence: bool = True # W^3d,p in eq. 11 (False: W = 1)
     pcam_like: bool = False      # §4.2 control term
+    object_cls: bool = False     # the image network's pretraining on object crops (alone; not part of eq. 12)
     lambda_to2d: float = 1.0     # λ of eq. 12
     confidence_2d_over: str = "all"
 
     @property
     def needs_image_network(self) -> bool:
-        return self.cls2d or self.to3d or self.to2d
+        return self.cls2d or self.to3d or self.to2d or self.object_cls
 
     @property
     def needs_point_network(self) -> bool:

@@ -27,17 +27,19 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from jointwsss.classes import NUM_CLASSES
+from jointwsss.data.crops import CropConfig, ObjectCropDataset
 from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
 from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
 from jointwsss.io.atomic import atomic_path
-from jointwsss.losses import JointInputs, LossSwitches, total_loss
+from jointwsss.losses import JointInputs, LossSwitches, object_classification_loss, total_loss
 
 log = logging.getLogger("jointwsss")
 
@@ -54,14 +56,17 @@ class NonFiniteLossError(RuntimeError):
 def loss_switches(settings: dict) -> LossSwitches:
     """Loss switches of an experiment: ``settings["losses"]`` names the terms, ``confidence`` the W's."""
     losses = set(settings["losses"])
-    unknown = losses - {"cls2d", "cls3d", "to3d", "to2d", "pcam_like"}
+    unknown = losses - {"cls2d", "cls3d", "to3d", "to2d", "pcam_like", "object_cls"}
     if unknown:
         raise ValueError(f"experiment {settings['experiment']!r}: unknown loss terms {sorted(unknown)}")
+    if "object_cls" in losses and len(losses) > 1:
+        raise ValueError(f"experiment {settings['experiment']!r}: object_cls (the image network's pretraining on "
+                         "object crops) trains on its own data and cannot be combined with other loss terms")
     conf = settings.get("confidence", True)
     joint = settings["joint"]
     return LossSwitches(
         cls2d="cls2d" in losses, cls3d="cls3d" in losses, to3d="to3d" in losses, to2d="to2d" in losses,
-        to3d_confidence=conf, to2d_confidence=conf, pcam_like="pcam_like" in losses,
+        to3d_confidence=conf, to2d_confidence=conf, pcam_like="pcam_like" in losses, object_cls="object_cls" in losses,
         lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"],
     )
 
@@ -115,6 +120,37 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
     )
+
+
+@dataclass
+class TrainingTask:
+    """What a run trains on: its items, how they are batched, and the loss terms of a batch."""
+
+    dataset: torch.utils.data.Dataset
+    collate: Callable
+    loss: Callable[[dict, dict, torch.device], dict]  # (batch, network outputs, device) -> terms incl. "total"
+
+
+def training_task(settings: dict, switches: LossSwitches) -> TrainingTask:
+    """The joint task (views + clouds of the split's index, eq. 12) or the image network's pretraining on
+    object crops of ``settings["scenes"]`` (``object_cls``)."""
+    cache_dir = Path(settings["cache_dir"])
+    if switches.object_cls:
+        crops = settings["crops"]
+        dataset = ObjectCropDataset(CropConfig(
+            cache_dir=cache_dir, scenes=tuple(settings["scenes"]), crop_size=crops["size"],
+            min_area_fraction=crops["min_area_fraction"], color_jitter=settings["augment"]["color_jitter"],
+            seed=settings["seed"]))
+
+        def crop_loss(batch: dict, outputs: dict, device) -> dict:
+            term = object_classification_loss(outputs["cam2d"], batch["class_index"].to(device))
+            return {"object_cls": term, "total": term}
+
+        return TrainingTask(dataset, torch.utils.data.default_collate, crop_loss)
+    scenes = scenes_from_index(cache_dir / "index" / f"{settings.get('split', 'train')}.json")
+    dataset = JointDataset(data_config(settings, scenes, train=True))
+    return TrainingTask(dataset, collate_joint,
+                        lambda batch, outputs, device: total_loss(_to_inputs(batch, outputs, device), switches))
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -262,17 +298,17 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     seed_everything(settings["seed"] + info.rank)
     switches = loss_switches(settings)
 
-    scenes = scenes_from_index(Path(settings["cache_dir"]) / "index" / f"{settings.get('split', 'train')}.json")
-    dataset = JointDataset(data_config(settings, scenes, train=True))
+    task = training_task(settings, switches)
+    dataset = task.dataset
     per_rank_batch = max(1, tcfg["batch_size"] // info.world_size)
     sampler = EpochSampler(len(dataset), settings["seed"], info.rank, info.world_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=tcfg["num_workers"],
-        collate_fn=collate_joint, drop_last=True, pin_memory=device.type == "cuda",
+        collate_fn=task.collate, drop_last=True, pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
     if len(loader) == 0:
-        raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(dataset)} training views")
+        raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(dataset)} training items")
 
     image_net, point_net = build_models(settings, switches)
     nets = {k: v for k, v in (("image", image_net), ("point", point_net)) if v is not None}
@@ -337,7 +373,7 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
         for batch in _progress(loader, len(loader), f"{settings['experiment']} epoch {epoch + 1}/{epochs}",
                                info.is_main):
             outputs = forward_batch(image_net, point_net, batch, device, amp)
-            terms = total_loss(_to_inputs(batch, outputs, device), switches)
+            terms = task.loss(batch, outputs, device)
             _check_finite(terms, epoch, steps, info, ckpt_path)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["total"]).backward()

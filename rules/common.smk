@@ -166,14 +166,21 @@ TRAINED_RUNS = EXPERIMENTS + ([PRETRAIN_EXPERIMENT] if PRETRAIN_IMAGE else [])
 
 def training_settings(name):
     """Training settings of an experiment or of the image network's pretraining."""
-    return pretrain_settings(config) if name == PRETRAIN_EXPERIMENT else experiment_settings(name)
+    if name == PRETRAIN_EXPERIMENT:
+        return pretrain_settings(config, SCENES[PRETRAIN_SPLIT])
+    return experiment_settings(name)
 
 
 def train_inputs(wildcards):
-    """Stores of the split the run trains on, plus the initial image weights of runs that have them."""
+    """Stores the run trains on (the split's, or the pretrain scenes' frames for the object-crop
+    pretraining), plus the initial image weights of runs that have them."""
     settings = training_settings(wildcards.experiment)
     weights = settings["model"]["image"]["weights"]
-    return split_stores(settings["split"]) + ([weights] if weights else [])
+    if wildcards.experiment == PRETRAIN_EXPERIMENT:
+        stores = [str(CACHE / f"frames/{scene}.zarr") for scene in settings["scenes"]]
+    else:
+        stores = split_stores(settings["split"])
+    return stores + ([weights] if weights else [])
 
 
 # ---------------------------------------------------------------- evaluation

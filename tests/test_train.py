@@ -112,7 +112,7 @@ def test_incomplete_settings_are_a_clear_error(tmp_path):
 
 
 def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_path):
-    """pretrain.image: synthetic -- the pretrain run's backbone (not its CAM head) initialises the experiments."""
+    """pretrain.image: synthetic -- the object-crop pretraining's backbone (not its CAM head) initialises the experiments."""
     from jointwsss.config import load_yaml, validate_config
     from jointwsss.experiments import experiment_settings, pretrain_settings
     from jointwsss.train import build_models, loss_switches, settings_hash
@@ -124,10 +124,11 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     config["pretrain"].update(image="synthetic", epochs=1)
     config["points"]["num"] = 512
     config["train"].update(batch_size=2, num_workers=0, device="cpu")
-    pre = pretrain_settings(config)
-    assert (pre["losses"], pre["split"], pre["train"]["epochs"], pre["model"]["image"]["weights"]) == (
-        ["cls2d"], "pretrain", 1, None)
-    pre["split"] = "train"  # the tiny cache has no pretrain split; the code path is the same
+    config["pretrain"].update(batch_size=4, crop_size=32)
+    # the tiny cache has no pretrain scenes; its train scenes stand in for them (the code path is the same)
+    pre = pretrain_settings(config, ["scene0000_00", "scene0001_00"])
+    assert (pre["losses"], pre["scenes"], pre["train"]["epochs"], pre["train"]["batch_size"],
+            pre["model"]["image"]["weights"]) == (["object_cls"], ["scene0000_00", "scene0001_00"], 1, 4, None)
     pre["train"].update(num_workers=0, device="cpu")  # given on the command line by the rule
     train(pre, tmp_path / "runs" / "pretrain_image")
     pretrained = weights(tmp_path / "runs" / "pretrain_image")["image"]

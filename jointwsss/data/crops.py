@@ -1,0 +1,143 @@
+"""Object-centric crops of labelled frames: the image network's pretraining data (our ImageNet stand-in).
+
+The paper starts the image classifier from ImageNet weights: a network that already recognises objects,
+learnt from single-label, object-centric photographs. Without ImageNet, the closest thing we can build is
+the same task on synthetic scenes that no experiment trains or evaluates on: every connected region of a
+class in a frame's label image becomes one square crop around that region (with some context), labelled
+with that class, and the image network learns to classify the crops (softmax cross-entropy, as ImageNet
+training does). The labels of these *pretraining* scenes play the role of ImageNet's labels; the
+experiments themselves only ever see image- and scene-level labels.
+
+A crop item is ``{"images": (3, S, S) float32 normalised, "class_index": long}``; the default torch
+collation stacks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from jointwsss.classes import NUM_CLASSES
+from jointwsss.data.transforms import jitter_colour, normalize_image
+from jointwsss.io.zarr_store import open_store
+
+
+@dataclass(frozen=True)
+class ObjectRegion:
+    """One connected region of one class in one frame; box in pixels of the stored frame."""
+
+    scene: str
+    frame: int
+    class_index: int
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    cache_dir: Path
+    scenes: tuple[str, ...]
+    crop_size: int = 64                              # S: crops are resized to S x S pixels
+    min_area_fraction: float = 0.005                 # a region must cover this share of the frame's pixels
+    context_range: tuple[float, float] = (1.1, 1.5)  # crop side = longest box side x uniform(range)
+    augment: bool = True                             # random context, horizontal flip, colour jitter
+    color_jitter: float = 0.3
+    seed: int = 0
+
+
+def object_regions(label: np.ndarray, classes: np.ndarray, min_area: int) -> list[tuple[int, int, int, int, int]]:
+    """Connected regions (8-connectivity) of each class in ``classes`` with at least ``min_area`` pixels.
+
+    label (H, W) uint8 class indices (255 = ignore); classes: class indices to look for.
+    Returns ``(class_index, x, y, width, height)`` per region, in class then component order.
+    """
+    regions = []
+    for c in classes:
+        mask = (label == c).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for k in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[k])
+            if area >= min_area:
+                regions.append((int(c), x, y, w, h))
+    return regions
+
+
+def square_crop(image: np.ndarray, x: int, y: int, width: int, height: int, context: float, size: int) -> np.ndarray:
+    """The square of side ``context * max(width, height)`` (at least 2 px) centred on the box, resized to
+    ``size`` x ``size``. Parts outside the image repeat its edge pixels. image (H, W, 3) uint8 -> (S, S, 3)."""
+    side = max(2, int(round(context * max(width, height))))
+    x0 = int(round(x + width / 2 - side / 2))
+    y0 = int(round(y + height / 2 - side / 2))
+    h, w = image.shape[:2]
+    pad_x0, pad_y0 = max(0, -x0), max(0, -y0)
+    pad_x1, pad_y1 = max(0, x0 + side - w), max(0, y0 + side - h)
+    if pad_x0 or pad_y0 or pad_x1 or pad_y1:
+        image = cv2.copyMakeBorder(image, pad_y0, pad_y1, pad_x0, pad_x1, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad_x0, y0 + pad_y0
+    crop = image[y0:y0 + side, x0:x0 + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def find_regions(cache_dir: Path, scenes, min_area_fraction: float) -> list[ObjectRegion]:
+    """Every object region of the classes in each kept frame's image-level label, over ``scenes``."""
+    regions = []
+    for scene in scenes:
+        frames = open_store(Path(cache_dir) / "frames" / f"{scene}.zarr", "frames")
+        image_labels = frames["image_labels"][...]
+        if len(image_labels) == 0:
+            continue
+        height, width = frames["label"].shape[1:]
+        min_area = max(1, int(np.ceil(min_area_fraction * height * width)))
+        for f in range(len(image_labels)):
+            present = np.flatnonzero(image_labels[f])
+            for c, x, y, w, h in object_regions(frames["label"][f], present, min_area):
+                regions.append(ObjectRegion(scene, f, c, x, y, w, h))
+    return regions
+
+
+class ObjectCropDataset(torch.utils.data.Dataset):
+    """Object-centric crops of the frames stores of ``cfg.scenes`` (see the module docstring)."""
+
+    def __init__(self, cfg: CropConfig):
+        self.cfg = cfg
+        self.regions = find_regions(cfg.cache_dir, cfg.scenes, cfg.min_area_fraction)
+        if not self.regions:
+            raise ValueError(f"{cfg.cache_dir}: no labelled object region of at least {cfg.min_area_fraction:.1%} "
+                             f"of a frame in scenes {list(cfg.scenes)[:5]}... -- are these frames stores labelled?")
+        self._frames: dict[str, object] = {}
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def class_counts(self) -> np.ndarray:
+        """(20,) int64 number of crops per class."""
+        return np.bincount([r.class_index for r in self.regions], minlength=NUM_CLASSES)
+
+    def __getitem__(self, i: int) -> dict:
+        cfg = self.cfg
+        r = self.regions[i]
+        if r.scene not in self._frames:  # opened lazily, once per worker process
+            self._frames[r.scene] = open_store(Path(cfg.cache_dir) / "frames" / f"{r.scene}.zarr", "frames")
+        image = self._frames[r.scene]["color"][r.frame]
+        rng = np.random.default_rng([cfg.seed, self.epoch, i])
+        lo, hi = cfg.context_range
+        context = rng.uniform(lo, hi) if cfg.augment else (lo + hi) / 2
+        crop = square_crop(image, r.x, r.y, r.width, r.height, context, cfg.crop_size)
+        if cfg.augment:
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            if cfg.color_jitter > 0:
+                crop = jitter_colour(crop, cfg.color_jitter, rng)
+        return {"images": torch.from_numpy(normalize_image(np.ascontiguousarray(crop))),
+                "class_index": torch.tensor(r.class_index, dtype=torch.long)}

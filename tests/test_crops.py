@@ -1,0 +1,84 @@
+"""Object-crop pretraining data (the ImageNet stand-in): regions, crops, items, and its loss."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jointwsss.data.crops import CropConfig, ObjectCropDataset, find_regions, object_regions, square_crop
+from jointwsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from jointwsss.io.zarr_store import open_store
+from jointwsss.losses import object_classification_loss
+
+
+def test_object_regions_are_connected_components_of_present_classes():
+    label = np.full((10, 12), 255, np.uint8)
+    label[1:4, 1:5] = 3        # 12 px
+    label[6:9, 8:11] = 3       # 9 px, a second region of the same class
+    label[0, 11] = 3           # 1 px: below min_area
+    label[5:7, 0:2] = 7        # 4 px of a class that is not asked for
+    regions = object_regions(label, np.array([3]), min_area=4)
+    assert regions == [(3, 1, 1, 4, 3), (3, 8, 6, 3, 3)]
+    # diagonal neighbours join a region (8-connectivity)
+    diag = np.zeros((4, 4), np.uint8)
+    diag[0, 0] = diag[1, 1] = diag[2, 2] = 1
+    assert object_regions(diag, np.array([1]), min_area=3) == [(1, 0, 0, 3, 3)]
+
+
+def test_square_crop_centres_the_box_and_repeats_edges():
+    # pixel value = column index (R), row index (G)
+    cols, rows = np.meshgrid(np.arange(20), np.arange(16))
+    image = np.stack([cols, rows, np.zeros_like(cols)], axis=-1).astype(np.uint8)
+    crop = square_crop(image, x=4, y=6, width=8, height=4, context=1.0, size=8)   # side 8, centred on (8, 8)
+    assert crop.shape == (8, 8, 3)
+    assert crop[0, :, 0].tolist() == list(range(4, 12))
+    assert crop[:, 0, 1].tolist() == list(range(4, 12))
+    # a box at the right edge: the part beyond column 19 repeats column 19
+    edge = square_crop(image, x=16, y=0, width=4, height=4, context=1.0, size=4)
+    assert edge[0, :, 0].tolist() == [16, 17, 18, 19]
+    edge = square_crop(image, x=18, y=0, width=2, height=2, context=2.0, size=4)   # side 4 at columns 17..20
+    assert edge[2, :, 0].tolist() == [17, 18, 19, 19]
+    assert edge[:, 0, 1].tolist() == [0, 0, 1, 2]                                  # rows -1..2, row -1 -> 0
+
+
+def test_crop_items_come_from_the_labelled_regions(tiny_cache):
+    scenes = ("scene0000_00", "scene0001_00")
+    regions = find_regions(tiny_cache, scenes, min_area_fraction=0.01)
+    assert regions
+    for r in regions[:20]:
+        frames = open_store(tiny_cache / "frames" / f"{r.scene}.zarr", "frames")
+        label = frames["label"][r.frame]
+        box = label[r.y:r.y + r.height, r.x:r.x + r.width]
+        assert frames["image_labels"][r.frame][r.class_index]
+        assert (box == r.class_index).sum() >= math.ceil(0.01 * label.size)
+        # the box is tight: its border rows/columns each touch the region
+        assert (box[0] == r.class_index).any() and (box[-1] == r.class_index).any()
+        assert (box[:, 0] == r.class_index).any() and (box[:, -1] == r.class_index).any()
+
+    plain = ObjectCropDataset(CropConfig(tiny_cache, scenes, crop_size=16, min_area_fraction=0.01, augment=False))
+    assert len(plain) == len(regions)
+    assert plain.class_counts().sum() == len(regions)
+    item = plain[0]
+    r = regions[0]
+    assert item["images"].shape == (3, 16, 16) and item["class_index"].item() == r.class_index
+    image = open_store(tiny_cache / "frames" / f"{r.scene}.zarr", "frames")["color"][r.frame]
+    expected = square_crop(image, r.x, r.y, r.width, r.height, 1.3, 16).astype(np.float32) / 255.0
+    expected = ((expected - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    np.testing.assert_allclose(item["images"].numpy(), expected, atol=1e-6)
+
+    augmented = ObjectCropDataset(CropConfig(tiny_cache, scenes, crop_size=16, min_area_fraction=0.01, seed=3))
+    a = augmented[1]["images"]
+    assert torch.equal(a, augmented[1]["images"])                 # reproducible for (seed, epoch, item)
+    augmented.set_epoch(1)
+    assert not torch.equal(a, augmented[1]["images"])             # new context / flip / jitter per epoch
+
+
+def test_object_classification_loss_is_cross_entropy_of_the_pooled_cam():
+    cam = torch.zeros(1, 3, 2, 2)
+    cam[0, 0] = torch.tensor([[0.0, 4.0], [0.0, 0.0]])   # GAP: class 0 -> 1, classes 1, 2 -> 0
+    expected = -math.log(math.e / (math.e + 2))
+    assert object_classification_loss(cam, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
+    assert object_classification_loss(cam, torch.tensor([2])).item() == pytest.approx(-math.log(1 / (math.e + 2)), rel=1e-6)

@@ -333,6 +333,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-3d", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the networks (the cores Snakemake gave the job; default: torch's choice)")
     p.add_argument("--restrict-to", nargs="+", choices=CLASS_NAMES, default=None, metavar="CLASS",
                    help="argmax only over these classes (cross-dataset evaluation on shared classes)")
     p.add_argument("--all-scenes", action="store_true",
@@ -354,6 +356,12 @@ def _run_infer(args) -> int:
     from jointwsss.evaluate import infer_split
 
     _single_threaded()
+    if args.threads:
+        import torch
+
+        # A job must not use more cores than it was given: an inference next to a training run on the
+        # same cores slows the training down by half through oversubscription.
+        torch.set_num_threads(args.threads)
     index_path = args.cache_dir / "index" / f"{args.split}.json"
     scenes = scenes_from_index(index_path)          # usable scenes; also checks the index is readable
     if args.all_scenes:

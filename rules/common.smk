@@ -184,6 +184,9 @@ def train_inputs(wildcards):
 
 
 # ---------------------------------------------------------------- evaluation
+# Inference takes as many cores as a training run, so the two never share cores (oversubscribed, each
+# slows down by half); on a GPU machine the cores only feed the GPU.
+INFER_THREADS = max(1, config["train"]["num_workers"] + 1)
 # train split: pseudo-label quality (CAM restricted to the known labels); other splits: plain inference
 EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
 EVAL_SPLITS = [s for s in SPLITS if s != "test"]

@@ -15,6 +15,7 @@ rule infer:
         mode=lambda wc: EVAL_MODES[wc.split],
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
+    threads: INFER_THREADS
     resources:
         device=config["train"]["device"],
     conda:
@@ -24,7 +25,7 @@ rule infer:
     shell:
         "jointwsss infer --model {input.model} --cache-dir {params.cache_dir} --split {wildcards.split}"
         " --mode {params.mode} --passes-3d {params.passes_3d} --seed {params.seed}"
-        " --device {resources.device} --out {output} > {log} 2>&1"
+        " --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule evaluate:

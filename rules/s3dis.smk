@@ -150,6 +150,7 @@ rule s3dis_infer:
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
         restrict=f"--restrict-to {' '.join(SHARED_CLASS_NAMES)}" if S3DIS["restrict_to_shared"] else "",
+    threads: INFER_THREADS
     resources:
         device=config["train"]["device"],
     conda:
@@ -160,7 +161,7 @@ rule s3dis_infer:
         # every room, also one without 2D-3D-S frames (its points are still evaluated)
         "jointwsss infer --model {input.model} --cache-dir {params.cache_dir} --split {params.split}"
         " --mode inference --all-scenes {params.restrict} --passes-3d {params.passes_3d} --seed {params.seed}"
-        " --device {resources.device} --out {output} > {log} 2>&1"
+        " --device {resources.device} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule s3dis_evaluate:

@@ -111,7 +111,7 @@ class ObjectCropDataset(torch.utils.data.Dataset):
         if not self.regions:
             raise ValueError(f"{cfg.cache_dir}: no labelled object region of at least {cfg.min_area_fraction:.1%} "
                              f"of a frame in scenes {list(cfg.scenes)[:5]}... -- are these frames stores labelled?")
-        self._frames: dict[str, object] = {}
+        self._colors: dict[str, np.ndarray] = {}
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -127,9 +127,11 @@ class ObjectCropDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         cfg = self.cfg
         r = self.regions[i]
-        if r.scene not in self._frames:  # opened lazily, once per worker process
-            self._frames[r.scene] = open_store(Path(cfg.cache_dir) / "frames" / f"{r.scene}.zarr", "frames")
-        image = self._frames[r.scene]["color"][r.frame]
+        if r.scene not in self._colors:
+            # A scene's kept frames are decoded once per worker process and kept: every frame yields several
+            # crops per epoch, and the pretraining scenes' frames are small (~0.5 MB a scene at 160 x 120).
+            self._colors[r.scene] = open_store(Path(cfg.cache_dir) / "frames" / f"{r.scene}.zarr", "frames")["color"][...]
+        image = self._colors[r.scene][r.frame]
         rng = np.random.default_rng([cfg.seed, self.epoch, i])
         lo, hi = cfg.context_range
         context = rng.uniform(lo, hi) if cfg.augment else (lo + hi) / 2

@@ -31,7 +31,7 @@ rule bench_train:
     params:
         settings=lambda wc: json.dumps(experiment_settings(config["experiment"]), sort_keys=True),
         batch_size=config["train"]["batch_size"],
-    threads: max(1, config["train"]["num_workers"] + 1)
+    threads: NETWORK_THREADS
     log:
         LOGS / "bench/train.log",
     conda:

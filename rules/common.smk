@@ -164,6 +164,12 @@ def split_stores(split):
 TRAINED_RUNS = EXPERIMENTS + ([PRETRAIN_EXPERIMENT] if PRETRAIN_IMAGE else [])
 
 
+# Cores of every job that runs the networks (training, inference, the training benchmark): the main
+# process plus train.num_workers DataLoader workers. Inference takes as many as training, so the two never
+# share cores (oversubscribed, each slows down by half); on a GPU machine the cores only feed the GPU.
+NETWORK_THREADS = max(1, config["train"]["num_workers"] + 1)
+
+
 def training_settings(name):
     """Training settings of an experiment or of the image network's pretraining."""
     if name == PRETRAIN_EXPERIMENT:
@@ -184,9 +190,6 @@ def train_inputs(wildcards):
 
 
 # ---------------------------------------------------------------- evaluation
-# Inference takes as many cores as a training run, so the two never share cores (oversubscribed, each
-# slows down by half); on a GPU machine the cores only feed the GPU.
-INFER_THREADS = max(1, config["train"]["num_workers"] + 1)
 # train split: pseudo-label quality (CAM restricted to the known labels); other splits: plain inference
 EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
 EVAL_SPLITS = [s for s in SPLITS if s != "test"]

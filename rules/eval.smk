@@ -15,7 +15,7 @@ rule infer:
         mode=lambda wc: EVAL_MODES[wc.split],
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
-    threads: INFER_THREADS
+    threads: NETWORK_THREADS
     resources:
         device=config["train"]["device"],
     conda:

@@ -150,7 +150,7 @@ rule s3dis_infer:
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
         restrict=f"--restrict-to {' '.join(SHARED_CLASS_NAMES)}" if S3DIS["restrict_to_shared"] else "",
-    threads: INFER_THREADS
+    threads: NETWORK_THREADS
     resources:
         device=config["train"]["device"],
     conda:

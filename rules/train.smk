@@ -12,7 +12,7 @@ rule train_experiment:
         settings=lambda wc: json.dumps(training_settings(wc.experiment), sort_keys=True),
         launcher=train_launcher(),
         run_dir=lambda wc: RUNS / wc.experiment,
-    threads: max(1, config["train"]["num_workers"] + 1)
+    threads: NETWORK_THREADS
     resources:
         gpus=config["train"]["gpus"],
         device=config["train"]["device"],

@@ -9,25 +9,21 @@ delivers fewer samples per second than the steps consume, training waits for dat
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from jointwsss.data.dataset import JointDataset, collate_joint, scenes_from_index
-from jointwsss.train import build_models, data_config, forward_batch, loss_switches, _to_inputs
-from jointwsss.losses import total_loss
+from jointwsss.train import TrainingTask, build_models, forward_batch, loss_switches, training_task
 
 
-def _loader(settings: dict, batch_size: int, num_workers: int):
-    scenes = scenes_from_index(Path(settings["cache_dir"]) / "index" / "train.json")
-    dataset = JointDataset(data_config(settings, scenes, train=True))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                                       collate_fn=collate_joint, drop_last=True,
+def _loader(task: TrainingTask, batch_size: int, num_workers: int):
+    # the items and collation the trainer itself uses (training_task), so the benchmark measures training's loader
+    return torch.utils.data.DataLoader(task.dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                       collate_fn=task.collate, drop_last=True,
                                        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
 def loader_throughput(settings: dict, batch_size: int, num_workers: int, batches: int) -> dict:
-    loader = _loader(settings, batch_size, num_workers)
+    loader = _loader(training_task(settings, loss_switches(settings)), batch_size, num_workers)
     it = iter(loader)
     next(it)  # worker start-up is not throughput
     t0 = time.perf_counter()
@@ -47,6 +43,7 @@ def loader_throughput(settings: dict, batch_size: int, num_workers: int, batches
 def step_throughput(settings: dict, batch_size: int, batches: int, device: torch.device, amp: bool) -> dict:
     """Full training steps on batches prepared up front (so data loading is excluded)."""
     switches = loss_switches(settings)
+    task = training_task(settings, switches)
     image_net, point_net = build_models(settings, switches)
     nets = [n for n in (image_net, point_net) if n is not None]
     for n in nets:
@@ -54,7 +51,7 @@ def step_throughput(settings: dict, batch_size: int, batches: int, device: torch
     params = [p for n in nets for p in n.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings["train"]["lr"])
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    loader = _loader(settings, batch_size, 0)
+    loader = _loader(task, batch_size, 0)
     prepared = []
     for batch in loader:
         prepared.append(batch)
@@ -63,7 +60,7 @@ def step_throughput(settings: dict, batch_size: int, batches: int, device: torch
 
     def step(batch):
         out = forward_batch(image_net, point_net, batch, device, amp)
-        terms = total_loss(_to_inputs(batch, out, device), switches)
+        terms = task.loss(batch, out, device)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms["total"]).backward()
         scaler.step(optimizer)

@@ -93,11 +93,11 @@ def find_regions(cache_dir: Path, scenes, min_area_fraction: float) -> list[Obje
         image_labels = frames["image_labels"][...]
         if len(image_labels) == 0:
             continue
-        height, width = frames["label"].shape[1:]
-        min_area = max(1, int(np.ceil(min_area_fraction * height * width)))
+        labels = frames["label"][...]  # (F, H, W): one read of the scene's label images
+        min_area = max(1, int(np.ceil(min_area_fraction * labels.shape[1] * labels.shape[2])))
         for f in range(len(image_labels)):
             present = np.flatnonzero(image_labels[f])
-            for c, x, y, w, h in object_regions(frames["label"][f], present, min_area):
+            for c, x, y, w, h in object_regions(labels[f], present, min_area):
                 regions.append(ObjectRegion(scene, f, c, x, y, w, h))
     return regions
 

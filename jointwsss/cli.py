@@ -349,6 +349,19 @@ def _add_eval(sub) -> None:
     e.add_argument("--classes", nargs="+", choices=CLASS_NAMES, default=None, metavar="CLASS",
                    help="evaluate only these classes (others: ground truth ignored, predictions a miss)")
     e.set_defaults(func=_run_evaluate)
+    d = sub.add_parser("diagnose", help="what the joint losses can transfer: view coverage, 2D teacher vs ground truth "
+                                        "at the visible points, 3D on seen/unseen vertices, feature correlations")
+    d.add_argument("--model", type=Path, required=True, help="runs/<experiment>/model.pt")
+    d.add_argument("--cache-dir", type=Path, required=True)
+    d.add_argument("--split", required=True)
+    d.add_argument("--predictions", type=Path, default=None,
+                   help="the run's predictions/<split>.h5: adds 3D mIoU on seen vs unseen vertices")
+    d.add_argument("--out", type=Path, required=True, help="diagnose/<split>.json")
+    d.add_argument("--feature-points", type=int, default=256, help="visible points per view in the feature pairs")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    d.add_argument("--threads", type=int, default=None, help="CPU threads for the networks")
+    d.set_defaults(func=_run_diagnose)
 
 
 def _run_infer(args) -> int:
@@ -387,6 +400,24 @@ def _run_evaluate(args) -> int:
     if args.classes is not None:
         payload["classes"] = [name for name in CLASS_NAMES if name in args.classes]
     _write_json(args.out, payload)
+    return 0
+
+
+def _run_diagnose(args) -> int:
+    from jointwsss.data.dataset import scenes_from_index
+    from jointwsss.diagnose import diagnose_split, summary_lines
+
+    _single_threaded()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    scenes = scenes_from_index(args.cache_dir / "index" / f"{args.split}.json")
+    result = diagnose_split(args.model, args.cache_dir, scenes, args.split, predictions=args.predictions,
+                            feature_points_per_view=args.feature_points, seed=args.seed, device=args.device)
+    _write_json(args.out, result)
+    for line in summary_lines(result):
+        log.info("%s", line)
     return 0
 
 

@@ -81,11 +81,14 @@ def restricted_argmax(scores: np.ndarray, allowed: np.ndarray | None, axis: int)
 
 
 @torch.no_grad()
-def predict_points(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: int, passes: int, batch: int,
-                   rng: np.random.Generator, device: torch.device) -> np.ndarray:
-    """(N, 20) float32 class scores (sigmoid of the 3D CAM) of every vertex; see the module docstring."""
+def point_outputs(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: int, passes: int, batch: int,
+                  rng: np.random.Generator, device: torch.device,
+                  with_features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class scores (N, 20) float32 (sigmoid of the 3D CAM) of every vertex and, with ``with_features``,
+    the per-point features ``Z^3d`` (N, D) float32, each averaged over the passes; see the module docstring."""
     n = len(xyz)
     total = np.zeros((n, NUM_CLASSES), dtype=np.float64)
+    features = None
     seen = np.zeros(n, dtype=np.int64)
     for _ in range(passes):
         order = rng.permutation(n)
@@ -98,12 +101,26 @@ def predict_points(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: i
             pts = [augment_points(xyz[c], None, rng) for c in group]
             xyz_t = torch.from_numpy(np.stack(pts)).to(device)
             feat_t = torch.from_numpy(np.stack([point_features(p, rgb[c]) for p, c in zip(pts, group)])).to(device)
-            _, cam = point_net(xyz_t, feat_t)
+            z, cam = point_net(xyz_t, feat_t)
             scores = torch.sigmoid(cam.float()).transpose(1, 2).cpu().numpy()   # (b, num_points, 20)
-            for c, s in zip(group, scores):
+            if with_features and features is None:
+                features = np.zeros((n, z.shape[1]), dtype=np.float64)
+            z = z.float().transpose(1, 2).cpu().numpy() if with_features else [None] * len(group)
+            for c, s, f in zip(group, scores, z):
                 np.add.at(total, c, s)
                 np.add.at(seen, c, 1)
-    return (total / np.maximum(seen, 1)[:, None]).astype(np.float32)
+                if f is not None:
+                    np.add.at(features, c, f)
+    count = np.maximum(seen, 1)[:, None]
+    return ((total / count).astype(np.float32),
+            None if features is None else (features / count).astype(np.float32))
+
+
+def predict_points(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: int, passes: int, batch: int,
+                   rng: np.random.Generator, device: torch.device) -> np.ndarray:
+    """(N, 20) float32 class scores (sigmoid of the 3D CAM) of every vertex; see the module docstring."""
+    return point_outputs(point_net, xyz, rgb, num_points=num_points, passes=passes, batch=batch, rng=rng,
+                         device=device)[0]
 
 
 @torch.no_grad()

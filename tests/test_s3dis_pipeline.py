@@ -10,7 +10,6 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from jointwsss.ablation import TABLE2, TABLE4_ROWS, build_table, render_markdown, table4_spec, write_table
@@ -30,7 +29,7 @@ from jointwsss.preprocess.s3dis import (
     build_s3dis_points_store, list_area, s3dis_to_class_lut, select_frames, shared_class_mask,
 )
 
-from conftest import REPO, snakemake, tiny_settings
+from conftest import REPO, hand_built_model, snakemake
 
 EXPERIMENTS = load_yaml(REPO / "config.yaml")["experiments"]
 LABELS = ["<UNK>_0_<UNK>_0_0", "wall_1_office_1_5", "chair_1_office_1_5", "ceiling_1_office_1_5",
@@ -295,25 +294,11 @@ def test_shared_class_miou_hand_computed(tiny_area, tmp_path):
     assert plain["per_class"]["cabinet"] == 0.0 and plain["classes_in_mean"] == 7
 
 
-def _hand_built_model(tmp_path: Path, cache: Path, experiment: str) -> Path:
-    """model.pt with freshly initialised networks of ``experiment`` (seeded): predictions we can recompute."""
-    from jointwsss.train import build_models, loss_switches, save_checkpoint
-
-    settings = tiny_settings(cache, experiment)
-    torch.manual_seed(0)
-    image_net, point_net = build_models(settings, loss_switches(settings))
-    models = {name: net.state_dict() for name, net in (("image", image_net), ("point", point_net)) if net is not None}
-    path = tmp_path / experiment / "model.pt"
-    path.parent.mkdir(parents=True)
-    save_checkpoint(path, {"experiment": experiment, "settings": settings, "models": models})
-    return path
-
-
 def test_inference_restricted_to_shared_classes_and_metrics(tiny_area, tmp_path):
     raw, _ = tiny_area
     cache = tmp_path / "cache"
     rooms = _tiny_cache(raw, cache)
-    model = _hand_built_model(tmp_path, cache, "joint")
+    model = hand_built_model(tmp_path, cache, "joint")
     shared = shared_class_mask()
     out = tmp_path / "area_5.h5"
     infer_split(model, cache, rooms, "area_5", "inference", out, passes_3d=1, batch_3d=2, device="cpu",

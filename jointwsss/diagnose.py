@@ -1,0 +1,272 @@
+"""What the joint losses can transfer on a dataset, measured against ground truth (``jointwsss diagnose``).
+
+The Table 2 numbers say *whether* a transfer helped; these measurements say *why*. All of them are
+inference on one split with a trained run (no training), written to one JSON:
+
+- ``coverage``: the share of each class's vertices that some kept view sees. Eq. 7 supervises only
+  those; every other vertex is learnt by generalisation.
+- ``teacher`` (runs with an image network): the eq. 5 pseudo-label and eq. 6 confidence of the run's
+  image network at every visible point of every view, against the vertex's ground truth: per-class
+  recall, precision and IoU, and the label the teacher gives each class most often. A point network
+  trained by eq. 7 learns, region by region, the label its teacher gives there most often (the
+  per-point optimum under BCE and cross-entropy alike), so a class whose points are more often given
+  another label (``learnable_by_2d_to_3d`` false) cannot be learnt from 2D->3D, however long one trains.
+- ``student`` (with the run's ``predictions/<split>.h5``): 3D mIoU on the vertices some view sees vs
+  those none sees -- fitting the teacher vs generalising from it.
+- ``features`` (runs with both networks): eq. 8/9 cosine similarities of pairs of visible points of
+  the same ground-truth class and of different classes, in 3D and in 2D, and the pair AUC (how well a
+  correlation matrix separates classes, 0.5 = not at all): what eq. 11 hands from 3D to 2D.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from jointwsss.classes import CLASS_NAMES, NUM_CLASSES
+from jointwsss.data.transforms import normalize_image
+from jointwsss.evaluate import load_networks, point_outputs
+from jointwsss.io.errors import DataFormatError
+from jointwsss.io.zarr_store import open_store
+from jointwsss.losses import confidence_2d, correlation, pseudo_label_2d, sample_at_pixels
+from jointwsss.metrics import class_iou, confusion_matrix, miou_report
+
+log = logging.getLogger("jointwsss")
+
+
+# ----------------------------------------------------------------------------- pure measurements
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """(20,) int64 number of elements of each class (labels outside 0..19 are not counted)."""
+    labels = np.asarray(labels).ravel()
+    return np.bincount(labels[labels < NUM_CLASSES].astype(np.int64), minlength=NUM_CLASSES)
+
+
+def seen_vertices(num_vertices: int, point_idx: np.ndarray) -> np.ndarray:
+    """(N,) bool: the vertices that appear in at least one view's correspondences."""
+    seen = np.zeros(num_vertices, dtype=bool)
+    seen[np.asarray(point_idx, dtype=np.int64)] = True
+    return seen
+
+
+def teacher_labels(cam2d_at_points: torch.Tensor, image_labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 5 pseudo-labels and eq. 6 confidences of one view's points, exactly as training computes them.
+
+    cam2d_at_points (P, C) logits of the image network at the points' pixels; image_labels (C,) in {0, 1}.
+    Returns (P,) int64 labels and (P,) float32 confidences (max score over all classes).
+    """
+    scores = torch.sigmoid(cam2d_at_points.float())
+    labels = image_labels.to(scores.dtype).expand_as(scores)
+    return pseudo_label_2d(scores, labels).numpy(), confidence_2d(scores).numpy()
+
+
+def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
+    """Per-class recall / precision / IoU of pseudo-labels from their (20, 21) confusion with ground truth.
+
+    ``most_given``: the label the teacher gives a class's points most often; ``learnable_by_2d_to_3d``:
+    that label is the class itself (a student fitting the teacher predicts the class there).
+    ``weighted_conf``: the same confusion with each point counted with its eq. 6 confidence.
+    """
+    conf = np.asarray(conf, dtype=np.int64)
+    tp = np.diag(conf[:, :NUM_CLASSES]).astype(np.float64)
+    gt_total, pred_total = conf.sum(axis=1), conf[:, :NUM_CLASSES].sum(axis=0)
+    iou = class_iou(conf)
+    per_class = {}
+    for c, name in enumerate(CLASS_NAMES):
+        if gt_total[c] == 0:
+            continue
+        most = int(conf[c, :NUM_CLASSES].argmax())
+        per_class[name] = {
+            "points": int(gt_total[c]),
+            "recall": float(tp[c] / gt_total[c]),
+            "precision": float(tp[c] / pred_total[c]) if pred_total[c] else None,
+            "iou": None if np.isnan(iou[c]) else float(iou[c]),
+            "most_given": CLASS_NAMES[most],
+            "learnable_by_2d_to_3d": most == c,
+        }
+    report = miou_report(conf)
+    weighted = np.asarray(weighted_conf, dtype=np.float64)
+    return {
+        "miou": report["miou"],
+        "accuracy": float(tp.sum() / max(conf.sum(), 1)),
+        "confidence_weighted_accuracy": float(np.trace(weighted[:, :NUM_CLASSES]) / max(weighted.sum(), 1e-12)),
+        "label_share": {name: float(pred_total[c] / max(pred_total.sum(), 1)) for c, name in enumerate(CLASS_NAMES)},
+        "truth_share": {name: float(gt_total[c] / max(gt_total.sum(), 1)) for c, name in enumerate(CLASS_NAMES)},
+        "per_class": per_class,
+        "learnable_classes": [n for n, v in per_class.items() if v["learnable_by_2d_to_3d"]],
+        "confusion": conf.tolist(),
+    }
+
+
+def pair_auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """P(a random positive > a random negative) + 0.5 P(tie) (Mann-Whitney); None if a side is empty."""
+    positive, negative = np.asarray(positive, np.float64).ravel(), np.sort(np.asarray(negative, np.float64).ravel())
+    if positive.size == 0 or negative.size == 0:
+        return None
+    below = np.searchsorted(negative, positive, side="left")
+    at_most = np.searchsorted(negative, positive, side="right")
+    return float((below + 0.5 * (at_most - below)).sum() / (positive.size * negative.size))
+
+
+def pair_similarities(features: torch.Tensor, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 8/9 cosine similarities of all pairs a < b of points with a ground-truth class, split into
+    (same-class pairs, different-class pairs). features (P, D), labels (P,)."""
+    labels = np.asarray(labels)
+    keep = labels < NUM_CLASSES
+    s = correlation(features[torch.from_numpy(keep)][None])[0].numpy()
+    lab = labels[keep]
+    upper = np.triu(np.ones_like(s, dtype=bool), k=1)
+    same = (lab[:, None] == lab[None, :]) & upper
+    return s[same], s[upper & ~same]
+
+
+class _PairStats:
+    """Running sums of same / different-class similarities and per-view AUCs of one domain."""
+
+    def __init__(self):
+        self.sums = np.zeros(2)
+        self.counts = np.zeros(2, dtype=np.int64)
+        self.aucs: list[float] = []
+
+    def add(self, same: np.ndarray, different: np.ndarray) -> None:
+        self.sums += [same.sum(), different.sum()]
+        self.counts += [same.size, different.size]
+        auc = pair_auc(same, different)
+        if auc is not None:
+            self.aucs.append(auc)
+
+    def report(self) -> dict:
+        mean = self.sums / np.maximum(self.counts, 1)
+        return {"same_class_cosine": float(mean[0]), "different_class_cosine": float(mean[1]),
+                "pair_auc": float(np.mean(self.aucs)) if self.aucs else None, "views": len(self.aucs),
+                "pairs": {"same_class": int(self.counts[0]), "different_class": int(self.counts[1])}}
+
+
+# ----------------------------------------------------------------------------- one split
+def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str, *,
+                   predictions: Path | None = None, feature_points_per_view: int = 256, passes_3d: int = 1,
+                   seed: int = 0, device: str = "cpu") -> dict:
+    """The measurements of the module docstring over ``scenes`` (their caches under ``cache_dir``)."""
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    settings, image_net, point_net = load_networks(model_path, dev)
+    cache_dir = Path(cache_dir)
+    rng = np.random.default_rng(seed)
+    h5 = h5py.File(predictions, "r") if predictions is not None else None
+    vertex_counts, seen_counts, pair_counts = (np.zeros(NUM_CLASSES, np.int64) for _ in range(3))
+    teacher_conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)
+    student_conf = {"seen": teacher_conf.copy(), "unseen": teacher_conf.copy()}
+    pairs = {"3d": _PairStats(), "2d": _PairStats()}
+    views = 0
+    t0 = time.perf_counter()
+    try:
+        for scene in scenes:
+            points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
+            frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
+            corr = open_store(cache_dir / "corr" / f"{scene}.zarr", "corr")
+            gt = points["label"][...]
+            offsets, point_idx, uv = corr["offsets"][...], corr["point_idx"][...], corr["uv"][...]
+            seen = seen_vertices(len(gt), point_idx)
+            vertex_counts += class_counts(gt)
+            seen_counts += class_counts(gt[seen])
+            pair_counts += class_counts(gt[point_idx])
+            if h5 is not None:
+                if scene not in h5:
+                    raise DataFormatError(predictions, f"no predictions for scene {scene}",
+                                          "run `snakemake eval` for this run and split first")
+                predicted = h5[scene]["vertex_label"][...]
+                student_conf["seen"] += confusion_matrix(gt[seen], predicted[seen])
+                student_conf["unseen"] += confusion_matrix(gt[~seen], predicted[~seen])
+            num_views = len(offsets) - 1
+            if num_views == 0 or (image_net is None and point_net is None):
+                continue
+            feat3d = None
+            if point_net is not None and image_net is not None:
+                _, feat3d = point_outputs(point_net, points["xyz"][...], points["rgb"][...],
+                                          num_points=settings["points"]["num"], passes=passes_3d, batch=4, rng=rng,
+                                          device=dev, with_features=True)
+            color = frames["color"][...]
+            image_labels = torch.from_numpy(frames["image_labels"][...].astype(np.float32))
+            height, width = color.shape[1:3]
+            for f in range(num_views):
+                a, b = int(offsets[f]), int(offsets[f + 1])
+                if a == b:
+                    continue
+                views += 1
+                idx = point_idx[a:b].astype(np.int64)
+                view_uv = torch.from_numpy(uv[a:b].astype(np.float32))[None].to(dev)
+                if image_net is None:
+                    continue
+                with torch.no_grad():
+                    feat2d, cam2d = image_net(torch.from_numpy(normalize_image(color[f]))[None].to(dev))
+                    cam_at = sample_at_pixels(cam2d.float(), view_uv, (width, height))[0].cpu()
+                if image_labels[f].any():
+                    label, confidence = teacher_labels(cam_at, image_labels[f])
+                    teacher_conf += confusion_matrix(gt[idx], label)
+                    valid = gt[idx] < NUM_CLASSES
+                    np.add.at(teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])
+                if feat3d is not None:
+                    pick = np.sort(rng.choice(b - a, size=min(b - a, feature_points_per_view), replace=False))
+                    with torch.no_grad():
+                        f2 = sample_at_pixels(feat2d.float(), view_uv[:, pick], (width, height))[0].cpu()
+                    pairs["2d"].add(*pair_similarities(f2, gt[idx[pick]]))
+                    pairs["3d"].add(*pair_similarities(torch.from_numpy(feat3d[idx[pick]]), gt[idx[pick]]))
+    finally:
+        if h5 is not None:
+            h5.close()
+    total_vertices = max(int(vertex_counts.sum()), 1)
+    result = {
+        "experiment": settings["experiment"], "split": split, "model": str(model_path), "scenes": len(scenes),
+        "views": views, "seconds": round(time.perf_counter() - t0, 1),
+        "coverage": {
+            "seen_fraction": float(seen_counts.sum() / total_vertices),
+            "per_class": {
+                name: {"vertex_share": float(vertex_counts[c] / total_vertices),
+                       "seen_fraction": float(seen_counts[c] / vertex_counts[c]) if vertex_counts[c] else None,
+                       "pair_share": float(pair_counts[c] / max(pair_counts.sum(), 1))}
+                for c, name in enumerate(CLASS_NAMES)},
+        },
+    }
+    if image_net is not None:
+        result["teacher"] = teacher_report(teacher_conf, teacher_weighted)
+    if h5 is not None:
+        result["student"] = {}
+        for part, conf in student_conf.items():
+            rep = miou_report(conf)
+            accuracy = float(np.trace(conf[:, :NUM_CLASSES]) / max(conf.sum(), 1))
+            result["student"][part] = {"miou": rep["miou"], "accuracy": accuracy, "vertices": rep["points_or_pixels"],
+                                       "per_class": rep["per_class"]}
+    if image_net is not None and point_net is not None:
+        result["features"] = {domain: stats.report() for domain, stats in pairs.items()}
+    return result
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Human-readable one-liners of a diagnosis (the CLI logs them)."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = [f"diagnose {result['experiment']} {result['split']}: {result['scenes']} scenes, {result['views']} views; "
+             f"views see {pct(result['coverage']['seen_fraction'])} % of the labelled vertices"]
+    if "teacher" in result:
+        t = result["teacher"]
+        lines.append(f"  teacher (eq. 5 at visible points): mIoU {pct(t['miou'])} %, accuracy {pct(t['accuracy'])} %; "
+                     f"most-given label right for {len(t['learnable_classes'])}/{len(t['per_class'])} classes: "
+                     f"{', '.join(t['learnable_classes'])}")
+    if "student" in result:
+        s = result["student"]
+        lines.append(f"  3D predictions: mIoU {pct(s['seen']['miou'])} % on seen vertices, "
+                     f"{pct(s['unseen']['miou'])} % on unseen")
+    if "features" in result:
+        for domain, f in result["features"].items():
+            lines.append(f"  {domain} features: cosine same-class {f['same_class_cosine']:.3f}, "
+                         f"different-class {f['different_class_cosine']:.3f}, pair AUC "
+                         f"{'n/a' if f['pair_auc'] is None else format(f['pair_auc'], '.3f')}")
+    return lines
+
+
+__all__ = ["class_counts", "seen_vertices", "teacher_labels", "teacher_report", "pair_auc", "pair_similarities",
+           "diagnose_split", "summary_lines"]

@@ -1,0 +1,35 @@
+# What the joint losses can transfer on the data, measured against ground truth: view coverage, the
+# 2D teacher's pseudo-labels at the visible points, 3D on seen vs unseen vertices, feature pairs
+# (jointwsss.diagnose). Target: diagnose (the configured experiment); any run: runs/<name>/diagnose/<split>.json.
+
+
+rule diagnose_experiment:
+    input:
+        model=RUNS / "{experiment}/model.pt",
+        index=CACHE / "index/{split}.json",
+        predictions=RUNS / "{experiment}/eval/predictions/{split}.h5",
+    output:
+        RUNS / "{experiment}/diagnose/{split}.json",
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+        split="|".join(EVAL_SPLITS),
+    params:
+        cache_dir=CACHE,
+        seed=config["seed"],
+    threads: NETWORK_THREADS
+    resources:
+        device=config["train"]["device"],
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "diagnose/{experiment}_{split}.log",
+    shell:
+        "jointwsss diagnose --model {input.model} --cache-dir {params.cache_dir} --split {wildcards.split}"
+        " --predictions {input.predictions} --seed {params.seed} --device {resources.device} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule diagnose:
+    localrule: True
+    input:
+        [str(RUNS / f"{config['experiment']}/diagnose/{split}.json") for split in EVAL_SPLITS],

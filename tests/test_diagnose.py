@@ -1,0 +1,136 @@
+"""`jointwsss diagnose`: coverage, the 2D teacher against ground truth, seen/unseen 3D, feature pairs."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from jointwsss.classes import CLASS_INDEX, NUM_CLASSES
+from jointwsss.diagnose import (
+    class_counts, diagnose_split, pair_auc, pair_similarities, seen_vertices, teacher_labels, teacher_report,
+)
+from jointwsss.evaluate import infer_split
+from jointwsss.io.errors import DataFormatError
+from jointwsss.io.zarr_store import open_store
+from jointwsss.metrics import confusion_matrix
+
+from conftest import hand_built_model, run_cmd
+
+WALL, FLOOR, CHAIR, TABLE = (CLASS_INDEX[n] for n in ("wall", "floor", "chair", "table"))
+
+
+def test_pair_auc_counts_ties_half():
+    # positives 3, 1 vs negatives 2, 1: (3>2) + (3>1) + (1<2: 0) + (1=1: 0.5) = 2.5 of 4 pairs
+    assert pair_auc(np.array([3.0, 1.0]), np.array([2.0, 1.0])) == pytest.approx(0.625)
+    assert pair_auc(np.array([1.0]), np.array([0.0, 0.5])) == 1.0
+    assert pair_auc(np.array([]), np.array([1.0])) is None
+
+
+def test_pair_similarities_split_by_class_and_skip_unlabelled():
+    features = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    labels = np.array([WALL, WALL, CHAIR, 255])      # the last point has no ground-truth class
+    same, different = pair_similarities(features, labels)
+    np.testing.assert_allclose(same, [1.0], atol=1e-6)            # (0, 1): parallel
+    np.testing.assert_allclose(different, [0.0, 0.0], atol=1e-6)  # (0, 2), (1, 2): orthogonal
+
+
+def test_teacher_labels_are_eq5_and_eq6():
+    logits = torch.full((2, NUM_CLASSES), -4.0)
+    logits[0, WALL], logits[0, CHAIR], logits[0, TABLE] = 1.0, 2.0, 5.0   # table highest but not in the image
+    logits[1, WALL], logits[1, CHAIR] = 3.0, -1.0
+    image_labels = torch.zeros(NUM_CLASSES)
+    image_labels[[WALL, CHAIR]] = 1
+    label, confidence = teacher_labels(logits, image_labels)
+    assert label.tolist() == [CHAIR, WALL]
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    np.testing.assert_allclose(confidence, [sigmoid(5.0), sigmoid(3.0)], rtol=1e-6)  # eq. 6: max over all classes
+
+
+def test_teacher_report_recall_precision_and_most_given_label():
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    conf[WALL, WALL], conf[WALL, CHAIR] = 8, 2        # 10 wall points: 8 right
+    conf[CHAIR, CHAIR], conf[CHAIR, WALL] = 1, 4      # 5 chair points: 4 called wall
+    report = teacher_report(conf, conf.astype(float))
+    wall, chair = report["per_class"]["wall"], report["per_class"]["chair"]
+    assert (wall["recall"], wall["precision"], wall["iou"]) == pytest.approx((0.8, 8 / 12, 8 / 14))
+    assert (chair["recall"], chair["precision"], chair["iou"]) == pytest.approx((0.2, 1 / 3, 1 / 7))
+    assert chair["most_given"] == "wall" and not chair["learnable_by_2d_to_3d"]
+    assert report["learnable_classes"] == ["wall"] and set(report["per_class"]) == {"wall", "chair"}
+    assert report["accuracy"] == pytest.approx(9 / 15)
+    assert report["label_share"]["wall"] == pytest.approx(12 / 15)
+    assert report["truth_share"]["chair"] == pytest.approx(5 / 15)
+    assert report["miou"] == pytest.approx((8 / 14 + 1 / 7) / 2)
+
+
+def test_class_counts_and_seen_vertices():
+    assert class_counts(np.array([0, 0, 3, 255]))[[0, 3]].tolist() == [2, 1]
+    assert seen_vertices(5, np.array([4, 1, 1])).tolist() == [False, True, False, False, True]
+
+
+def _scenes(cache, split):
+    return [s["scene"] for s in json.loads((cache / "index" / f"{split}.json").read_text())["scenes"]]
+
+
+def test_diagnose_split_end_to_end_matches_independent_counts(tiny_cache, tmp_path):
+    model = hand_built_model(tmp_path, tiny_cache, "joint")
+    scenes = _scenes(tiny_cache, "train")
+    pred = tmp_path / "train.h5"
+    infer_split(model, tiny_cache, scenes, "train", "pseudo_label", pred, passes_3d=1, batch_3d=2, device="cpu")
+    result = diagnose_split(model, tiny_cache, scenes, "train", predictions=pred, feature_points_per_view=16)
+
+    seen_total = labelled = pairs = views = 0
+    student = {"seen": np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)}
+    student["unseen"] = student["seen"].copy()
+    expected_pairs = 0
+    with h5py.File(pred, "r") as h5:
+        for scene in scenes:
+            gt = open_store(tiny_cache / "points" / f"{scene}.zarr", "points")["label"][...]
+            corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
+            image_labels = open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")["image_labels"][...]
+            offsets, idx = corr["offsets"][...], corr["point_idx"][...]
+            seen = np.zeros(len(gt), bool)
+            seen[idx] = True
+            labelled += int((gt < NUM_CLASSES).sum())
+            seen_total += int(((gt < NUM_CLASSES) & seen).sum())
+            for f in range(len(offsets) - 1):
+                view = idx[offsets[f]:offsets[f + 1]]
+                views += len(view) > 0
+                if len(view) and image_labels[f].any():
+                    pairs += int((gt[view] < NUM_CLASSES).sum())
+                n = min(len(view), 16)  # the labelled share of the 16 picked points is random: bound below
+                expected_pairs += n * (n - 1) // 2
+            predicted = h5[scene]["vertex_label"][...]
+            student["seen"] += confusion_matrix(gt[seen], predicted[seen])
+            student["unseen"] += confusion_matrix(gt[~seen], predicted[~seen])
+
+    assert result["views"] == views and result["scenes"] == len(scenes)
+    assert result["coverage"]["seen_fraction"] == pytest.approx(seen_total / labelled)
+    assert sum(sum(row) for row in result["teacher"]["confusion"]) == pairs
+    for part in ("seen", "unseen"):
+        assert result["student"][part]["vertices"] == int(student[part].sum())
+        accuracy = np.trace(student[part][:, :20]) / student[part].sum()
+        assert result["student"][part]["accuracy"] == pytest.approx(accuracy)
+    f3, f2 = result["features"]["3d"], result["features"]["2d"]
+    assert f3["pairs"] == f2["pairs"]                  # the same point pairs in both domains
+    assert 0 < f3["pairs"]["same_class"] + f3["pairs"]["different_class"] <= expected_pairs
+    assert -1.0 <= f2["different_class_cosine"] <= 1.0 and 0.0 <= f3["pair_auc"] <= 1.0
+
+
+def test_diagnose_cli_writes_json_and_names_a_missing_scene(tiny_cache, tmp_path):
+    model = hand_built_model(tmp_path, tiny_cache, "to3d")
+    out = tmp_path / "diagnose" / "val.json"
+    proc = run_cmd(["jointwsss", "diagnose", "--model", str(model), "--cache-dir", str(tiny_cache), "--split", "val",
+                    "--out", str(out), "--device", "cpu", "--threads", "1"])
+    result = json.loads(out.read_text())
+    assert result["experiment"] == "to3d" and result["split"] == "val" and "teacher" in result
+    assert "teacher (eq. 5 at visible points)" in proc.stderr
+
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w"):
+        pass
+    with pytest.raises(DataFormatError, match=r"empty\.h5: no predictions for scene .* run `snakemake eval`"):
+        diagnose_split(model, tiny_cache, _scenes(tiny_cache, "val"), "val", predictions=empty)

@@ -11,7 +11,7 @@ inference on one split with a trained run (no training), written to one JSON:
   trained by eq. 7 learns, region by region, the label its teacher gives there most often (the
   per-point optimum under BCE and cross-entropy alike), so a class whose points are more often given
   another label (``learnable_by_2d_to_3d`` false) cannot be learnt from 2D->3D, however long one trains.
-- ``student`` (with the run's ``predictions/<split>.h5``): 3D mIoU on the vertices some view sees vs
+- ``student`` (with the run's ``predictions/<split>.h5`` of a point network): 3D mIoU on the vertices some view sees vs
   those none sees -- fitting the teacher vs generalising from it.
 - ``features`` (runs with both networks): eq. 8/9 cosine similarities of pairs of visible points of
   the same ground-truth class and of different classes, in 3D and in 2D, and the pair AUC (how well a
@@ -157,6 +157,9 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     cache_dir = Path(cache_dir)
     rng = np.random.default_rng(seed)
     h5 = h5py.File(predictions, "r") if predictions is not None else None
+    if h5 is not None and not h5.attrs.get("has_3d", True):
+        h5.close()                                   # an image-only run: no vertex predictions to split
+        h5 = None
     vertex_counts, seen_counts, pair_counts = (np.zeros(NUM_CLASSES, np.int64) for _ in range(3))
     teacher_conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
     teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)

@@ -134,3 +134,12 @@ def test_diagnose_cli_writes_json_and_names_a_missing_scene(tiny_cache, tmp_path
         pass
     with pytest.raises(DataFormatError, match=r"empty\.h5: no predictions for scene .* run `snakemake eval`"):
         diagnose_split(model, tiny_cache, _scenes(tiny_cache, "val"), "val", predictions=empty)
+
+
+def test_image_only_run_gets_coverage_and_teacher_but_no_3d_sections(tiny_cache, tmp_path):
+    model = hand_built_model(tmp_path, tiny_cache, "cls2d")
+    scenes = _scenes(tiny_cache, "val")
+    pred = tmp_path / "val.h5"
+    infer_split(model, tiny_cache, scenes, "val", "inference", pred, device="cpu")   # frame labels only
+    result = diagnose_split(model, tiny_cache, scenes, "val", predictions=pred)
+    assert {"coverage", "teacher"} <= set(result) and not {"student", "features"} & set(result)

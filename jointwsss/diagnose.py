@@ -151,8 +151,9 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                    predictions: Path | None = None, feature_points_per_view: int = 256, passes_3d: int = 1,
                    seed: int = 0, device: str = "cpu") -> dict:
     """The measurements of the module docstring over ``scenes`` (their caches under ``cache_dir``)."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    from jointwsss.train import pick_device
+
+    dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     cache_dir = Path(cache_dir)
     rng = np.random.default_rng(seed)

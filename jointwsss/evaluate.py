@@ -150,8 +150,9 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    from jointwsss.train import pick_device
+
+    dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()

@@ -211,6 +211,17 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
+def _network_threads(threads: int | None) -> None:
+    """Limit a job that runs the networks to the cores it was given (None: torch's choice)."""
+    _single_threaded()
+    if threads:
+        import torch
+
+        # A job must not use more cores than it was given: an inference next to a training run on the
+        # same cores slows the training down by half through oversubscription.
+        torch.set_num_threads(threads)
+
+
 def _run_points(args) -> int:
     from jointwsss.preprocess.points import build_points_store
 
@@ -368,13 +379,7 @@ def _run_infer(args) -> int:
     from jointwsss.data.dataset import scenes_from_index
     from jointwsss.evaluate import infer_split
 
-    _single_threaded()
-    if args.threads:
-        import torch
-
-        # A job must not use more cores than it was given: an inference next to a training run on the
-        # same cores slows the training down by half through oversubscription.
-        torch.set_num_threads(args.threads)
+    _network_threads(args.threads)
     index_path = args.cache_dir / "index" / f"{args.split}.json"
     scenes = scenes_from_index(index_path)          # usable scenes; also checks the index is readable
     if args.all_scenes:
@@ -407,11 +412,7 @@ def _run_diagnose(args) -> int:
     from jointwsss.data.dataset import scenes_from_index
     from jointwsss.diagnose import diagnose_split, summary_lines
 
-    _single_threaded()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _network_threads(args.threads)
     scenes = scenes_from_index(args.cache_dir / "index" / f"{args.split}.json")
     result = diagnose_split(args.model, args.cache_dir, scenes, args.split, predictions=args.predictions,
                             feature_points_per_view=args.feature_points, seed=args.seed, device=args.device)

@@ -34,7 +34,7 @@ from jointwsss.evaluate import load_networks, point_outputs
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.losses import confidence_2d, correlation, pseudo_label_2d, sample_at_pixels
-from jointwsss.metrics import class_iou, confusion_matrix, miou_report
+from jointwsss.metrics import confusion_matrix, miou_report
 
 log = logging.getLogger("jointwsss")
 
@@ -74,7 +74,7 @@ def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
     conf = np.asarray(conf, dtype=np.int64)
     tp = np.diag(conf[:, :NUM_CLASSES]).astype(np.float64)
     gt_total, pred_total = conf.sum(axis=1), conf[:, :NUM_CLASSES].sum(axis=0)
-    iou = class_iou(conf)
+    report = miou_report(conf)
     per_class = {}
     for c, name in enumerate(CLASS_NAMES):
         if gt_total[c] == 0:
@@ -84,11 +84,10 @@ def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
             "points": int(gt_total[c]),
             "recall": float(tp[c] / gt_total[c]),
             "precision": float(tp[c] / pred_total[c]) if pred_total[c] else None,
-            "iou": None if np.isnan(iou[c]) else float(iou[c]),
+            "iou": report["per_class"][name],
             "most_given": CLASS_NAMES[most],
             "learnable_by_2d_to_3d": most == c,
         }
-    report = miou_report(conf)
     weighted = np.asarray(weighted_conf, dtype=np.float64)
     return {
         "miou": report["miou"],
@@ -187,7 +186,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                 student_conf["seen"] += confusion_matrix(gt[seen], predicted[seen])
                 student_conf["unseen"] += confusion_matrix(gt[~seen], predicted[~seen])
             num_views = len(offsets) - 1
-            if num_views == 0 or (image_net is None and point_net is None):
+            if num_views == 0:
                 continue
             feat3d = None
             if point_net is not None and image_net is not None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from jointwsss.classes import CLASS_INDEX, NUM_CLASSES
+from jointwsss.data.dataset import scenes_from_index
 from jointwsss.diagnose import (
     class_counts, diagnose_split, pair_auc, pair_similarities, seen_vertices, teacher_labels, teacher_report,
 )
@@ -72,7 +73,7 @@ def test_class_counts_and_seen_vertices():
 
 
 def _scenes(cache, split):
-    return [s["scene"] for s in json.loads((cache / "index" / f"{split}.json").read_text())["scenes"]]
+    return scenes_from_index(cache / "index" / f"{split}.json")
 
 
 def test_diagnose_split_end_to_end_matches_independent_counts(tiny_cache, tmp_path):

@@ -133,12 +133,6 @@ class SceneLayout:
         """nyu40 ids of the labelled things in the room (wall and floor included, ceiling not)."""
         return {ob.WALL, ob.FLOOR} | {o.nyu40 for o in self.objects}
 
-    def object_centers(self) -> np.ndarray:
-        """(K, 3) float64 centres (room frame, metres) of the objects' bounding boxes."""
-        if not self.objects:
-            return np.zeros((0, 3))
-        return np.array([0.5 * np.add(*_world_bounds(o)) for o in self.objects])
-
     def surfaces(self) -> SurfaceSet:
         # (nyu40, object index) per face: the floor, the ceiling, and the four walls as one wall object
         face = {"floor": (ob.FLOOR, 0), "ceiling": (ob.CEILING, 1)}

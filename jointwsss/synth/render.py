@@ -19,7 +19,6 @@ import numpy as np
 from jointwsss.synth.raycast import SurfaceSet, cast, group_indices, surface_colors, surface_normals
 
 MAX_DEPTH_M = 5.0
-MIN_DEPTH_M = 0.35  # structured-light sensors (ScanNet's Structure Sensor) read nothing nearer
 DEPTH_EDGE_RELATIVE = 0.04
 # Fraction of label-boundary pixels left unannotated.
 BOUNDARY_UNLABELED_FRACTION = 0.3
@@ -80,7 +79,7 @@ def render_depth(surfaces: SurfaceSet, rig: CameraRig, pose: np.ndarray, rng: np
     unit_dirs = dirs.reshape(-1, 3) / np.linalg.norm(dirs.reshape(-1, 3), axis=1, keepdims=True)
     cos_incidence = np.abs(np.sum(unit_dirs * normals, axis=1)).reshape(height, width)
     noisy = depth + rng.normal(0.0, 1.0, size=depth.shape) * depth_noise_sigma_m(depth)
-    invalid = (noisy > MAX_DEPTH_M) | (noisy < MIN_DEPTH_M)  # the range limits apply to the reading
+    invalid = depth > MAX_DEPTH_M
     invalid |= (cos_incidence < 0.12) & (rng.random(depth.shape) < 0.6)
     # Structured-light sensors lose depth at occlusion edges (projector shadows, mixed pixels):
     # drop most pixels next to a depth jump of more than DEPTH_EDGE_RELATIVE of the depth.

@@ -200,7 +200,7 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
     surfaces = layout.surfaces()
     rng = scene_rng(cfg.seed, scene_id, "capture")
     rig = camera_rig(cfg, rng)
-    poses_room = camera_walk(layout.room_size, cfg.frames_per_scene, rng, layout.object_centers())
+    poses_room = camera_walk(layout.room_size, cfg.frames_per_scene, rng)
     _check_camera_clearance(surfaces, poses_room, scene_id)
     to_world = world_from_room(layout.room_size, rng)
     invalid = set(_invalid_pose_frames(cfg, rng).tolist())

@@ -8,39 +8,9 @@ from jointwsss.geometry.camera import look_at
 from jointwsss.synth.layout import CAMERA_WALL_INSET_M
 
 CAMERA_HEIGHT_RANGE_M = (1.2, 1.7)
-GAZE_SEGMENTS = 10             # objects looked at per walk (one per ~4 frames of a 40-frame stream)
-GAZE_AHEAD_RAD = np.radians(100.0)
 
 
-def _gaze_points(eyes: np.ndarray, targets: np.ndarray, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """(F, 3) points the camera looks at: object centres, one every few frames, eased between.
-
-    People scanning a room aim the camera at the furniture: at each of ``GAZE_SEGMENTS`` evenly
-    spaced key times the walk picks an object (never the one it just looked at; nearer ones a
-    little more likely, so most views are close-ups and some look across the room) and the gaze
-    glides smoothly (cosine ease) from one chosen centre to the next.
-    """
-    keys = np.linspace(0, num_frames - 1, min(GAZE_SEGMENTS, num_frames) + 1)
-    chosen, last = [], -1
-    for t in keys:
-        dist = np.linalg.norm(targets[:, :2] - eyes[int(round(t)), :2], axis=1)
-        weight = 1.0 / np.maximum(dist, 1.0)
-        if len(targets) > 1 and last >= 0:
-            weight[last] = 0.0
-        last = int(rng.choice(len(targets), p=weight / weight.sum()))
-        chosen.append(targets[last])
-    chosen = np.array(chosen)
-    # aim at most 1.3 m high: the object, not the wall above a tall one, fills the view
-    chosen[:, 2] = np.clip(chosen[:, 2], 0.25, 1.3)
-    frame = np.arange(num_frames, dtype=np.float64)
-    seg = np.clip(np.searchsorted(keys, frame, side="right") - 1, 0, len(keys) - 2)
-    u = (frame - keys[seg]) / np.maximum(keys[seg + 1] - keys[seg], 1e-9)
-    ease = (0.5 - 0.5 * np.cos(np.pi * u))[:, None]
-    return (1.0 - ease) * chosen[seg] + ease * chosen[seg + 1]
-
-
-def camera_walk(room_size: np.ndarray, num_frames: int, rng: np.random.Generator,
-                gaze_targets: np.ndarray | None = None) -> np.ndarray:
+def camera_walk(room_size: np.ndarray, num_frames: int, rng: np.random.Generator) -> np.ndarray:
     """(F, 4, 4) float64 camera_to_world poses (room frame) of a walk around the room.
 
     The camera walks a rounded loop at least ``CAMERA_WALL_INSET_M`` from the walls, at 1.2-1.7 m,
@@ -72,14 +42,9 @@ def camera_walk(room_size: np.ndarray, num_frames: int, rng: np.random.Generator
     sweep = sweep_amp * np.sin(2 * np.pi * rng.uniform(2.0, 4.0) * s + rng.uniform(0, 2 * np.pi))
     # look-down phases: a smooth bump in [0, 1] that is 0 most of the time (sin^6 of a slow wave)
     down = np.sin(np.pi * rng.uniform(1.5, 3.0) * s + rng.uniform(0, np.pi)) ** 6
-    tilt = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))
     yaw = outward + (1.0 - down) * sweep + down * np.pi
+    tilt = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))
     pitch = -((1.0 - down) * (0.14 + 0.38 * tilt) + down * (0.70 + 0.43 * tilt))
-    if gaze_targets is not None and len(gaze_targets):
-        eyes = np.stack([x, y, z], axis=1)
-        gaze = _gaze_points(eyes, np.asarray(gaze_targets, dtype=np.float64), num_frames, rng) - eyes
-        yaw = np.arctan2(gaze[:, 1], gaze[:, 0])
-        pitch = np.clip(np.arctan2(gaze[:, 2], np.linalg.norm(gaze[:, :2], axis=1)), -1.0, -0.1)
     roll = 0.03 * np.sin(2 * np.pi * rng.uniform(1.0, 3.0) * s + rng.uniform(0, 2 * np.pi))
 
     poses = np.empty((num_frames, 4, 4))

@@ -500,8 +500,10 @@ def _add_export(sub) -> None:
     g = k.add_parser("legend", help="the 20-class palette (PNG)")
     g.add_argument("--out", type=Path, required=True)
     g.set_defaults(func=_run_export_legend)
-    t = k.add_parser("table", help="per-class IoU table (TSV) of a metrics.json")
-    t.add_argument("--metrics", type=Path, required=True)
+    t = k.add_parser("table", help="per-class table (TSV) of a metrics.json or of a diagnosis")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--metrics", type=Path, help="runs/<exp>/eval/metrics.json: IoU per class, split, domain")
+    source.add_argument("--diagnose", type=Path, help="runs/<exp>/diagnose/<split>.json: coverage, teacher, 3D")
     t.add_argument("--out", type=Path, required=True)
     t.set_defaults(func=_run_export_table)
 
@@ -566,9 +568,13 @@ def _run_export_legend(args) -> int:
 
 
 def _run_export_table(args) -> int:
-    from jointwsss.export.tables import write_metrics_table
+    from jointwsss.export.tables import write_diagnosis_table, write_metrics_table
 
-    write_metrics_table(args.metrics, args.out)
+    if args.metrics is not None:
+        write_metrics_table(args.metrics, args.out)
+    else:
+        write_diagnosis_table(args.diagnose, args.out)
+    log.info("export table: %s", args.out)
     return 0
 
 

@@ -202,9 +202,11 @@ if _missing:
 
 # ---------------------------------------------------------------- report
 def report_inputs(name):
-    """Exports of one evaluated experiment: tables and curves, 3D files, 2D overlays where it has an image network."""
+    """Exports of one evaluated experiment: tables and curves, its diagnosis per evaluated split, 3D files,
+    2D overlays where it has an image network."""
     out = [RUNS / f"{name}/eval/metrics.tsv", RUNS / f"{name}/eval/curves.png", RUNS / "palette.png",
            RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val"]
+    out += [RUNS / f"{name}/diagnose/{split}.tsv" for split in EVAL_SPLITS]
     losses = set(config["experiments"][name]["losses"])
     if losses & {"cls2d", "to3d", "to2d", "pcam_like"}:
         out.append(RUNS / f"{name}/eval/overlays_val")

@@ -1,6 +1,7 @@
 # What the joint losses can transfer on the data, measured against ground truth: view coverage, the
 # 2D teacher's pseudo-labels at the visible points, 3D on seen vs unseen vertices, feature pairs
-# (jointwsss.diagnose). Target: diagnose (the configured experiment); any run: runs/<name>/diagnose/<split>.json.
+# (jointwsss.diagnose). Target: diagnose (the configured experiment); any run: runs/<name>/diagnose/<split>.json;
+# its per-class table (runs/<name>/diagnose/<split>.tsv) is part of the HTML report.
 
 
 rule diagnose_experiment:
@@ -27,6 +28,23 @@ rule diagnose_experiment:
         "jointwsss diagnose --model {input.model} --cache-dir {params.cache_dir} --split {wildcards.split}"
         " --predictions {input.predictions} --seed {params.seed} --device {resources.device} --threads {threads}"
         " --out {output} > {log} 2>&1"
+
+
+rule export_diagnosis:
+    input:
+        RUNS / "{experiment}/diagnose/{split}.json",
+    output:
+        report(RUNS / "{experiment}/diagnose/{split}.tsv", caption="../workflow/report/diagnosis.rst",
+               category="{experiment}", subcategory="diagnosis"),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+        split="|".join(EVAL_SPLITS),
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/{experiment}_diagnosis_{split}.log",
+    shell:
+        "jointwsss export table --diagnose {input} --out {output} > {log} 2>&1"
 
 
 rule diagnose:

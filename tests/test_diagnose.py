@@ -15,6 +15,7 @@ from jointwsss.diagnose import (
     class_counts, diagnose_split, pair_auc, pair_similarities, seen_vertices, teacher_labels, teacher_report,
 )
 from jointwsss.evaluate import infer_split
+from jointwsss.export.tables import diagnosis_rows
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.metrics import confusion_matrix
@@ -65,6 +66,34 @@ def test_teacher_report_recall_precision_and_most_given_label():
     assert report["label_share"]["wall"] == pytest.approx(12 / 15)
     assert report["truth_share"]["chair"] == pytest.approx(5 / 15)
     assert report["miou"] == pytest.approx((8 / 14 + 1 / 7) / 2)
+
+
+def test_diagnosis_table_rows_in_percent():
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    conf[WALL, WALL], conf[WALL, CHAIR] = 8, 2
+    conf[CHAIR, CHAIR], conf[CHAIR, WALL] = 1, 4
+    coverage = {"seen_fraction": 0.25, "per_class": {n: {"seen_fraction": None} for n in CLASS_INDEX}}
+    coverage["per_class"]["wall"]["seen_fraction"], coverage["per_class"]["chair"]["seen_fraction"] = 0.5, 0.125
+    seen = {"miou": 0.3, "per_class": {n: None for n in CLASS_INDEX}}
+    unseen = {"miou": 0.2, "per_class": {n: None for n in CLASS_INDEX}}
+    seen["per_class"]["wall"], unseen["per_class"]["wall"] = 0.6, 0.4
+    diagnosis = {"coverage": coverage, "teacher": teacher_report(conf, conf.astype(float)),
+                 "student": {"seen": seen, "unseen": unseen}}
+    rows = diagnosis_rows(diagnosis)
+    assert rows[0] == ["class", "vertices seen", "teacher recall", "teacher precision", "teacher IoU",
+                       "most-given label", "3D IoU seen", "3D IoU unseen"]
+    assert len(rows) == 1 + NUM_CLASSES + 1
+    by_class = {r[0]: r[1:] for r in rows[1:]}
+    # wall: 8 of 10 right, 12 labelled wall -> precision 66.7 %, IoU 8 / 14 = 57.1 %
+    assert by_class["wall"] == ["50.0", "80.0", "66.7", "57.1", "wall", "60.0", "40.0"]
+    assert by_class["chair"] == ["12.5", "20.0", "33.3", "14.3", "wall", "", ""]
+    assert by_class["sofa"] == ["", "", "", "", "", "", ""]          # no points: nothing to report
+    # overall: 9 of 15 right (60 %), mIoU (57.1 + 14.3) / 2 = 35.7 %, one class right by plurality
+    assert rows[-1] == ["all (accuracy / mIoU)", "25.0", "60.0", "", "35.7", "right for 1 of 2", "30.0", "20.0"]
+    # an image-only run has no 3D columns, a point-only run no teacher columns
+    assert diagnosis_rows({"coverage": coverage, "teacher": diagnosis["teacher"]})[0][-1] == "most-given label"
+    assert diagnosis_rows({"coverage": coverage, "student": diagnosis["student"]})[0] == [
+        "class", "vertices seen", "3D IoU seen", "3D IoU unseen"]
 
 
 def test_class_counts_and_seen_vertices():
@@ -129,6 +158,9 @@ def test_diagnose_cli_writes_json_and_names_a_missing_scene(tiny_cache, tmp_path
     result = json.loads(out.read_text())
     assert result["experiment"] == "to3d" and result["split"] == "val" and "teacher" in result
     assert "teacher (eq. 5 at visible points)" in proc.stderr
+    table = tmp_path / "diagnose" / "val.tsv"
+    run_cmd(["jointwsss", "export", "table", "--diagnose", str(out), "--out", str(table)])
+    assert [line.split("\t") for line in table.read_text().splitlines()] == diagnosis_rows(result)
 
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w"):

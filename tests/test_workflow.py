@@ -162,12 +162,14 @@ def test_tiny_pipeline_trains_evaluates_exports_and_reports(tmp_path):
     assert list((runs / "joint" / "eval" / "submission_val").glob("scene*.txt"))
     table = (runs / "joint" / "eval" / "metrics.tsv").read_text().splitlines()
     assert len(table) == 22 and table[-1].startswith("mIoU")
-    snakemake(["--cores", "2", "diagnose", "--configfile", str(cfg)], tmp_path)   # reuses model and predictions
+    proc = snakemake(["-n", "diagnose", "--configfile", str(cfg)], tmp_path)   # the default target diagnosed already
+    assert "Nothing to be done" in proc.stdout + proc.stderr
     for split in ("train", "val"):
         diagnosis = json.loads((runs / "joint" / "diagnose" / f"{split}.json").read_text())
+        assert (runs / "joint" / "diagnose" / f"{split}.tsv").read_text().splitlines()[-1].startswith("all")
         assert diagnosis["split"] == split and {"coverage", "teacher", "student", "features"} <= set(diagnosis)
         assert diagnosis["student"]["seen"]["vertices"] + diagnosis["student"]["unseen"]["vertices"] == sum(
             sum(row) for row in metrics["splits"][split]["3d"]["confusion"])
     snakemake(["--report", str(tmp_path / "report.html"), "--configfile", str(cfg)], tmp_path)
     html = (tmp_path / "report.html").read_text(errors="ignore")
-    assert "curves.png" in html and "metrics.tsv" in html
+    assert "curves.png" in html and "metrics.tsv" in html and "val.tsv" in html

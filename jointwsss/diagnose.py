@@ -35,6 +35,7 @@ from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.losses import confidence_2d, correlation, pseudo_label_2d, sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
+from jointwsss.train import pick_device
 
 log = logging.getLogger("jointwsss")
 
@@ -150,8 +151,6 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                    predictions: Path | None = None, feature_points_per_view: int = 256, passes_3d: int = 1,
                    seed: int = 0, device: str = "cpu") -> dict:
     """The measurements of the module docstring over ``scenes`` (their caches under ``cache_dir``)."""
-    from jointwsss.train import pick_device
-
     dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     cache_dir = Path(cache_dir)

@@ -34,6 +34,7 @@ from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.metrics import confusion_matrix, miou_report
+from jointwsss.train import pick_device
 
 log = logging.getLogger("jointwsss")
 
@@ -150,8 +151,6 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    from jointwsss.train import pick_device
-
     dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ from jointwsss.diagnose import (
     class_counts, diagnose_split, pair_auc, pair_similarities, seen_vertices, teacher_labels, teacher_report,
 )
 from jointwsss.evaluate import infer_split
-from jointwsss.export.tables import diagnosis_rows
+from jointwsss.export.tables import diagnosis_rows, write_diagnosis_table, write_metrics_table
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.metrics import confusion_matrix
@@ -160,6 +160,12 @@ def test_diagnose_cli_writes_json_and_names_a_missing_scene(tiny_cache, tmp_path
     assert "teacher (eq. 5 at visible points)" in proc.stderr
     table = tmp_path / "diagnose" / "val.tsv"
     run_cmd(["jointwsss", "export", "table", "--diagnose", str(out), "--out", str(table)])
+    assert [line.split("\t") for line in table.read_text().splitlines()] == diagnosis_rows(result)
+    # the wrong JSON for the table, or none, is an error naming the file; the table already written stays
+    with pytest.raises(DataFormatError, match=r"val\.json: not an evaluation \(metrics\.json\): it has no 'splits'"):
+        write_metrics_table(out, table)
+    with pytest.raises(DataFormatError, match=r"missing\.json: cannot read a diagnosis .* `snakemake diagnose`"):
+        write_diagnosis_table(tmp_path / "missing.json", table)
     assert [line.split("\t") for line in table.read_text().splitlines()] == diagnosis_rows(result)
 
     empty = tmp_path / "empty.h5"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jointwsss.classes import CLASS_NAMES
 from jointwsss.io.atomic import atomic_path
+from jointwsss.io.errors import DataFormatError
 
 
 def metrics_rows(metrics: dict) -> list[list[str]]:
@@ -68,11 +69,26 @@ def write_rows(rows: list[list[str]], out_tsv: Path) -> None:
         tmp.write_text("\n".join("\t".join(r) for r in rows) + "\n")
 
 
+def _read_result(path: Path, section: str, what: str, fix: str) -> dict:
+    """A result JSON that must have ``section``; anything else is a DataFormatError naming the file."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataFormatError(path, f"cannot read {what} ({exc})", fix) from exc
+    if not isinstance(result, dict) or section not in result:
+        raise DataFormatError(path, f"not {what}: it has no '{section}' section", fix)
+    return result
+
+
 def write_metrics_table(metrics_json: Path, out_tsv: Path) -> None:
     """``metrics.json`` -> a tab-separated per-class IoU table (percent)."""
-    write_rows(metrics_rows(json.loads(Path(metrics_json).read_text())), out_tsv)
+    metrics = _read_result(metrics_json, "splits", "an evaluation (metrics.json)",
+                           "pass runs/<experiment>/eval/metrics.json, written by `snakemake eval`")
+    write_rows(metrics_rows(metrics), out_tsv)
 
 
 def write_diagnosis_table(diagnosis_json: Path, out_tsv: Path) -> None:
     """``runs/<exp>/diagnose/<split>.json`` -> a tab-separated per-class diagnosis table (percent)."""
-    write_rows(diagnosis_rows(json.loads(Path(diagnosis_json).read_text())), out_tsv)
+    diagnosis = _read_result(diagnosis_json, "coverage", "a diagnosis",
+                             "pass runs/<experiment>/diagnose/<split>.json, written by `snakemake diagnose`")
+    write_rows(diagnosis_rows(diagnosis), out_tsv)

@@ -60,6 +60,25 @@ def test_fps_start_index_per_cloud_and_all_points_distinct():
     assert idx[0, :10].tolist() == _fps_reference(xyz[0].double().numpy(), 10, start=7)
 
 
+def test_fps_on_cpu_runs_eagerly_without_capturing_a_graph():
+    import jointwsss.models.pointnet2_ops as ops
+
+    xyz = _random_cloud(2, 500, seed=9)
+    assert torch.equal(farthest_point_sample(xyz, 40), ops._farthest_point_sample_eager(xyz, 40))
+    assert len(ops._fps_graphs) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA graph path needs a GPU (README, GPU throughput)")
+def test_fps_cuda_graph_replay_is_bit_identical_to_the_eager_loop():
+    import jointwsss.models.pointnet2_ops as ops
+
+    ops._fps_graphs.clear()
+    for seed in (9, 10):  # the second input replays the graph captured for the first
+        cloud = _random_cloud(2, 500, seed=seed).cuda()
+        assert torch.equal(farthest_point_sample(cloud, 40), ops._farthest_point_sample_eager(cloud, 40))
+    assert len(ops._fps_graphs) == 1
+
+
 def test_fps_rejects_npoint_above_n():
     with pytest.raises(ValueError, match="npoint"):
         farthest_point_sample(_random_cloud(1, 5, seed=0), 6)
@@ -104,6 +123,31 @@ def test_three_nn_matches_cdist_topk_and_chunking():
     assert torch.equal(idx, ref_idx)
     torch.testing.assert_close(dist.double(), ref_dist, atol=1e-6, rtol=0)
     assert torch.equal(three_nn(unknown, known)[1], idx)
+
+
+def test_gpu_distance_matches_cdist_and_gives_the_same_neighbours(monkeypatch):
+    import jointwsss.models.pointnet2_ops as ops
+
+    # Hand-computed: |(3,4,0) - 0| = 5, |(1,2,2) - 0| = 3, |(3,4,0) - (1,2,2)| = sqrt(12).
+    centres = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]]])
+    points = torch.tensor([[[3.0, 4.0, 0.0], [1.0, 2.0, 2.0]]])
+    expected = torch.tensor([[[5.0, 3.0], [12.0**0.5, 0.0]]])
+    torch.testing.assert_close(ops._elementwise_distance(centres, points), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ops._cdist_distance(centres, points), expected, atol=1e-6, rtol=0)
+    # On CPU the dispatcher takes cdist, bit for bit.
+    xyz, new_xyz = _random_cloud(2, 300, seed=3), _random_cloud(2, 40, seed=8)
+    assert torch.equal(ops._pairwise_distance(new_xyz, xyz), ops._cdist_distance(new_xyz, xyz))
+    torch.testing.assert_close(ops._elementwise_distance(new_xyz, xyz), ops._cdist_distance(new_xyz, xyz),
+                               atol=1e-6, rtol=0)
+    # The GPU formula yields the reference neighbourhoods and nearest neighbours.
+    cpu_balls, cpu_nn = ball_query(0.15, 8, xyz, new_xyz), three_nn(xyz, new_xyz)[1]
+    monkeypatch.setattr(ops, "_pairwise_distance", ops._elementwise_distance)
+    balls = ball_query(0.15, 8, xyz, new_xyz)
+    for b in range(2):
+        ref = _ball_query_reference(xyz[b].double().numpy(), new_xyz[b].double().numpy(), 0.15, 8)
+        np.testing.assert_array_equal(balls[b].numpy(), ref)
+    assert torch.equal(balls, cpu_balls)
+    assert torch.equal(three_nn(xyz, new_xyz)[1], cpu_nn)
 
 
 def test_three_nn_pads_with_nearest_when_fewer_than_three_known():
@@ -154,3 +198,24 @@ def test_group_and_gather_points():
         for c in range(3):
             for s in range(2):
                 assert grouped[b, c, s].tolist() == [features[b, c, k].item() for k in group_idx[b, s]]
+
+
+def test_bench_pointnet_cli_compares_both_distance_implementations(tmp_path):
+    import json
+
+    from jointwsss.cli import main
+
+    out = tmp_path / "pointnet.json"
+    assert main(["bench", "pointnet", "--device", "cpu", "--batch-size", "2", "--reps", "1",
+                 "--sizes", "small:512", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    ops_ = result["operators"]
+    assert result["device"] == "cpu" and ops_["distance_used"] == "cdist"
+    assert ops_["same_neighbours"] is True  # cdist and the GPU formula find identical neighbourhoods
+    assert set(ops_["ball_query_ms"]) == set(ops_["three_nn_ms"]) == {"cdist", "elementwise"}
+    assert list(ops_["fps_ms"]) == ["eager"] and "fps_graph_identical" not in ops_
+    [step] = result["steps"]
+    assert (step["width"], step["points"], step["batch"], step["amp"]) == ("small", 512, 2, False)
+    assert step["samples_per_second"] == pytest.approx(2000 / step["ms_per_step"], rel=0.01)
+    with pytest.raises(SystemExit, match="WIDTH:POINTS"):
+        main(["bench", "pointnet", "--device", "cpu", "--sizes", "medium:100", "--out", str(out)])

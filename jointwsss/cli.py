@@ -626,6 +626,15 @@ def _add_bench(sub) -> None:
     tr.add_argument("--num-workers", type=int, default=1)
     tr.add_argument("--batches", type=int, default=10)
     tr.set_defaults(func=_run_bench_train)
+    pn = kinds.add_parser("pointnet", help="PointNet++ operators (both implementations) and training steps, no data needed")
+    pn.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    pn.add_argument("--out", type=Path, default=Path("bench/pointnet.json"))
+    pn.add_argument("--batch-size", type=int, default=8)
+    pn.add_argument("--reps", type=int, default=3)
+    pn.add_argument("--sizes", nargs="+", metavar="WIDTH:POINTS", default=None,
+                    help="training-step sizes, e.g. small:4096 full:40000 (default: small:4096 on CPU; "
+                         "also full:16384 and full:40000 on CUDA)")
+    pn.set_defaults(func=_run_bench_pointnet)
 
 
 def _run_bench_sens_memory(args) -> int:
@@ -661,6 +670,34 @@ def _run_bench_train(args) -> int:
     log.info("bench train: loader %.1f samples/s, CPU steps %.1f samples/s -> bottleneck on CPU: %s; JSON in %s",
              result["loader"]["samples_per_second"], result["steps_cpu"]["samples_per_second"],
              result["bottleneck_cpu"], args.out)
+    return 0
+
+
+def _parse_sizes(values: list[str] | None) -> list[tuple[str, int]] | None:
+    if values is None:
+        return None
+    sizes = []
+    for value in values:
+        width, _, points = value.partition(":")
+        if width not in ("small", "full") or not points.isdigit() or int(points) < 1:
+            raise SystemExit(f"jointwsss bench pointnet: --sizes {value!r} is not WIDTH:POINTS "
+                             "(WIDTH small or full, POINTS a positive integer), e.g. full:40000")
+        sizes.append((width, int(points)))
+    return sizes
+
+
+def _run_bench_pointnet(args) -> int:
+    from jointwsss.bench.pointnet import bench_pointnet
+    from jointwsss.train import pick_device
+
+    device = pick_device(args.device)
+    result = bench_pointnet(device, batch=args.batch_size, sizes=_parse_sizes(args.sizes), reps=args.reps)
+    _write_json(args.out, result)
+    ops_ = result["operators"]
+    log.info("bench pointnet on %s: ball query %s ms (same neighbours: %s), FPS %s ms; steps %s; JSON in %s",
+             result["device"], ops_["ball_query_ms"], ops_["same_neighbours"], ops_["fps_ms"],
+             ", ".join(f"{s['width']}/{s['points']}: {s['samples_per_second']} samples/s" for s in result["steps"]),
+             args.out)
     return 0
 
 

@@ -41,9 +41,24 @@ rule bench_train:
         " --num-workers $(({threads} - 1)) --out {output} > {log} 2>&1"
 
 
+rule bench_pointnet:
+    output:
+        "bench/pointnet.json",
+    params:
+        device=config["train"]["device"],
+    threads: NETWORK_THREADS
+    log:
+        LOGS / "bench/pointnet.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench pointnet --device {params.device} --out {output} > {log} 2>&1"
+
+
 rule bench:
     localrule: True
     input:
         "bench/preprocess.json",
         "bench/sens_memory.json",
         "bench/train.json",
+        "bench/pointnet.json",

@@ -18,6 +18,14 @@ PRETRAIN_EXPERIMENT = "pretrain_image"
 PRETRAIN_SPLIT = "pretrain"
 
 
+def uses_image_network(exp: dict) -> bool:
+    """Whether an experiment entry of the config trains an image network (so has 2D outputs)."""
+    image_losses = IMAGE_LOSSES & set(exp["losses"])
+    if exp.get("to3d_labels", "image_network") != "image_network":  # eq. 7 takes the ground truth instead
+        image_losses -= {"to3d"}
+    return bool(image_losses)
+
+
 def pretrained_image_weights(config: dict) -> str | None:
     """The weights file every experiment's image network starts from, or None (random initialisation).
 
@@ -49,8 +57,9 @@ def experiment_settings(config: dict, name: str) -> dict:
         raise ValueError(f"experiment {name!r} is not one of the configured experiments: {', '.join(config['experiments'])}")
     exp = config["experiments"][name]
     model = copy.deepcopy(config["model"])
-    model["image"]["weights"] = pretrained_image_weights(config) if IMAGE_LOSSES & set(exp["losses"]) else None
-    return {
+    to3d_labels = exp.get("to3d_labels", "image_network")
+    model["image"]["weights"] = pretrained_image_weights(config) if uses_image_network(exp) else None
+    settings = {
         "experiment": name,
         "losses": list(exp["losses"]),
         "confidence": exp.get("confidence", True),
@@ -58,6 +67,9 @@ def experiment_settings(config: dict, name: str) -> dict:
         "model": model,
         **_common_settings(config),
     }
+    if to3d_labels != "image_network":  # only then, so the method's settings (and their hashes) stay as they were
+        settings["to3d_labels"] = to3d_labels
+    return settings
 
 
 def pretrain_settings(config: dict, scenes: list[str]) -> dict:

@@ -33,6 +33,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from jointwsss.classes import IGNORE_INDEX
+
+#: Where eq. 7's per-point labels come from. ``image_network`` is the method (eq. 5-7). The two
+#: ground-truth modes are diagnostics, not the method: the ground-truth class of each visible point
+#: with W = 1 (a perfect 2D teacher), or of every sampled point (full supervision, the ceiling).
+TO3D_LABELS = ("image_network", "ground_truth_visible", "ground_truth_all_points")
+
 
 # ----------------------------------------------------------------------------- eq. 1-2
 def global_average_pool(cam: torch.Tensor) -> torch.Tensor:
@@ -121,12 +128,32 @@ def loss_2d_to_3d(cam3d_p: torch.Tensor, cam2d_p: torch.Tensor, image_labels: to
     with torch.no_grad():
         scores_2d = torch.sigmoid(cam2d_p.detach().float())
         labels = image_labels.unsqueeze(1).expand_as(scores_2d)
-        target = F.one_hot(pseudo_label_2d(scores_2d, labels), cam3d_p.shape[-1])
+        target = pseudo_label_2d(scores_2d, labels)
         weight = (confidence_2d(scores_2d, labels if confidence_over == "present" else None)
                   if use_confidence else torch.ones_like(scores_2d[..., 0]))
         valid = mask & image_labels.to(torch.bool).any(dim=1, keepdim=True)
-    per_point = weight * bce(cam3d_p.float(), target)
+    return point_label_loss(cam3d_p, target, weight, valid)
+
+
+def point_label_loss(cam: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's sum: ``W * l_bce(A, one_hot(M))`` averaged over the valid points of each view, then over views.
+
+    cam (V, P, C) logits; target (V, P) long class indices (any value where not valid); weight (V, P);
+    valid (V, P) bool.
+    """
+    target = torch.where(valid, target, torch.zeros_like(target))
+    per_point = weight * bce(cam.float(), F.one_hot(target, cam.shape[-1]))
     return masked_view_mean(per_point, valid)
+
+
+def ground_truth_to_3d_loss(cam3d_p: torch.Tensor, labels_p: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 with the ground truth as its label and W = 1 (diagnostic ``to3d_labels`` modes, not the method).
+
+    cam3d_p (V, P, C) logits; labels_p (V, P) long ground-truth classes, ``IGNORE_INDEX`` for points outside
+    the 20 classes (left out, as in evaluation); mask (V, P) bool.
+    """
+    valid = mask & (labels_p != IGNORE_INDEX)
+    return point_label_loss(cam3d_p, labels_p, torch.ones_like(cam3d_p[..., 0], dtype=torch.float32), valid)
 
 
 # ----------------------------------------------------------------------------- eq. 8-11
@@ -187,10 +214,12 @@ class LossSwitches:
     object_cls: bool = False     # the image network's pretraining on object crops (alone; not part of eq. 12)
     lambda_to2d: float = 1.0     # λ of eq. 12
     confidence_2d_over: str = "all"
+    to3d_labels: str = "image_network"  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)
 
     @property
     def needs_image_network(self) -> bool:
-        return self.cls2d or self.to3d or self.to2d or self.object_cls
+        image_teacher = self.to3d and self.to3d_labels == "image_network"
+        return self.cls2d or image_teacher or self.to2d or self.object_cls
 
     @property
     def needs_point_network(self) -> bool:
@@ -212,6 +241,7 @@ class JointInputs:
     uv: torch.Tensor                 # (V, P, 2) pixels in the network's input image
     mask: torch.Tensor               # (V, P) bool
     image_size: tuple[int, int]      # (W, H) of the network's input image
+    point_labels: torch.Tensor | None = None  # (B, N) long ground truth per point; only the to3d_labels diagnostics
 
 
 def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
@@ -226,10 +256,16 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
         terms["cls3d"] = classification_loss(x.cam3d.float(), x.scene_labels)
     if sw.to3d or sw.to2d or sw.pcam_like:
         cam3d_p = gather_projected(x.cam3d, x.cloud_of_view, x.point_idx)
-        if sw.to3d:
+        if sw.to3d and sw.to3d_labels == "image_network":
             cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.image_size)
             terms["to3d"] = loss_2d_to_3d(cam3d_p, cam2d_p, x.image_labels, x.mask,
                                           use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over)
+        elif sw.to3d and sw.to3d_labels == "ground_truth_visible":
+            labels_p = gather_projected(x.point_labels.unsqueeze(1), x.cloud_of_view, x.point_idx)[..., 0]
+            terms["to3d"] = ground_truth_to_3d_loss(cam3d_p, labels_p, x.mask)
+        elif sw.to3d:  # ground_truth_all_points: every sampled point, each cloud as one "view"
+            terms["to3d"] = ground_truth_to_3d_loss(x.cam3d.transpose(1, 2), x.point_labels,
+                                                    torch.ones_like(x.point_labels, dtype=torch.bool))
         if sw.to2d:
             feat3d_p = gather_projected(x.feat3d.detach(), x.cloud_of_view, x.point_idx)
             feat2d_p = sample_at_pixels(x.feat2d, x.uv, x.image_size)

@@ -39,7 +39,7 @@ from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint,
 from jointwsss.data.transforms import ImageAugment, PointAugment
 from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
 from jointwsss.io.atomic import atomic_path
-from jointwsss.losses import JointInputs, LossSwitches, object_classification_loss, total_loss
+from jointwsss.losses import TO3D_LABELS, JointInputs, LossSwitches, object_classification_loss, total_loss
 
 log = logging.getLogger("jointwsss")
 
@@ -64,10 +64,13 @@ def loss_switches(settings: dict) -> LossSwitches:
                          "object crops) trains on its own data and cannot be combined with other loss terms")
     conf = settings.get("confidence", True)
     joint = settings["joint"]
+    to3d_labels = settings.get("to3d_labels", "image_network")
+    if to3d_labels not in TO3D_LABELS:
+        raise ValueError(f"experiment {settings['experiment']!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
     return LossSwitches(
         cls2d="cls2d" in losses, cls3d="cls3d" in losses, to3d="to3d" in losses, to2d="to2d" in losses,
         to3d_confidence=conf, to2d_confidence=conf, pcam_like="pcam_like" in losses, object_cls="object_cls" in losses,
-        lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"],
+        lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"], to3d_labels=to3d_labels,
     )
 
 
@@ -119,6 +122,7 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    crop_size=tuple(aug["image_crop_size"]) if aug.get("image_crop_size") else None,
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
+        point_labels=settings.get("to3d_labels", "image_network") != "image_network",
     )
 
 
@@ -255,6 +259,7 @@ def _to_inputs(batch: dict, outputs: dict, device) -> JointInputs:
         image_labels=batch["image_labels"].to(device), scene_labels=batch["scene_labels"].to(device),
         cloud_of_view=batch["cloud_of_view"].to(device), point_idx=batch["point_idx"].to(device),
         uv=batch["uv"].to(device), mask=batch["mask"].to(device), image_size=batch["image_size"],
+        point_labels=batch["point_labels"].to(device) if "point_labels" in batch else None,
     )
 
 

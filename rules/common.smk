@@ -11,6 +11,7 @@ from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
     PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, pretrain_settings,
+    uses_image_network,
 )
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 
@@ -208,7 +209,7 @@ def report_inputs(name):
            RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val"]
     out += [RUNS / f"{name}/diagnose/{split}.tsv" for split in EVAL_SPLITS]
     losses = set(config["experiments"][name]["losses"])
-    if losses & {"cls2d", "to3d", "to2d", "pcam_like"}:
+    if uses_image_network(config["experiments"][name]):
         out.append(RUNS / f"{name}/eval/overlays_val")
     if not losses & {"cls3d", "to3d", "to2d", "pcam_like"}:
         out = [p for p in out if "submission" not in str(p) and "ply_val" not in str(p)]

@@ -92,3 +92,19 @@ def test_dataset_items_and_collation(tiny_cache):
     assert batch["images"].shape[0] == 4 and batch["cloud_of_view"].tolist() == [0, 0, 1, 1]
     assert batch["point_idx"].shape == (4, max(nv)) and batch["mask"].sum(dim=1).tolist() == nv
     assert batch["image_size"] == (batch["images"].shape[-1], batch["images"].shape[-2])
+
+
+def test_dataset_adds_ground_truth_point_labels_only_for_the_diagnostics(tiny_cache):
+    settings = tiny_settings(tiny_cache)
+    assert "point_labels" not in JointDataset(data_config(settings, ["scene0000_00"], train=True))[0]
+    settings["to3d_labels"] = "ground_truth_visible"
+    ds = JointDataset(data_config(settings, ["scene0000_00"], train=True))
+    item = ds[0]
+    # the labels of exactly the points the item sampled: recompute the sample with the item's RNG
+    store = open_store(tiny_cache / "points" / "scene0000_00.zarr", "points")
+    rng = np.random.default_rng([settings["seed"], 0, 0])
+    keep = subsample_points(store["xyz"].shape[0], settings["points"]["num"], rng)
+    assert item["point_labels"].dtype == torch.int64 and item["point_labels"].shape == (settings["points"]["num"],)
+    np.testing.assert_array_equal(item["point_labels"].numpy(), store["label"][...][keep])
+    batch = collate_joint([item, ds[1]])
+    assert batch["point_labels"].shape == (2, settings["points"]["num"])

@@ -9,8 +9,8 @@ import torch
 
 from jointwsss.losses import (
     JointInputs, LossSwitches, classification_loss, confidence_2d, confidence_3d_pairs, correlation,
-    gather_projected, global_average_pool, loss_2d_to_3d, loss_3d_to_2d, pcam_like_loss, pseudo_label_2d,
-    sample_at_pixels, total_loss,
+    gather_projected, global_average_pool, ground_truth_to_3d_loss, loss_2d_to_3d, loss_3d_to_2d, pcam_like_loss,
+    pseudo_label_2d, sample_at_pixels, total_loss,
 )
 
 
@@ -169,3 +169,33 @@ def test_total_loss_sums_enabled_terms_with_lambda():
     assert set(only3d) == {"cls3d", "total"}
     with pytest.raises(ValueError, match="no loss term"):
         total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False))
+
+
+def _ground_truth_inputs() -> JointInputs:
+    # One cloud of 3 points, C = 2. Logits per point: (2, -2), (0, 0), (5, 5); ground truth 0, 1, ignored (255).
+    cam3d = torch.tensor([[[2.0, 0.0, 5.0], [-2.0, 0.0, 5.0]]])  # (B=1, C=2, N=3)
+    return JointInputs(
+        feat2d=None, cam2d=None, feat3d=torch.zeros(1, 4, 3), cam3d=cam3d,
+        image_labels=torch.tensor([[1.0, 1.0]]), scene_labels=torch.tensor([[1.0, 1.0]]),
+        cloud_of_view=torch.tensor([0]), point_idx=torch.tensor([[2, 1]]), uv=torch.zeros(1, 2, 2),
+        mask=torch.tensor([[True, True]]), image_size=(4, 4), point_labels=torch.tensor([[0, 1, 255]]),
+    )
+
+
+def test_ground_truth_diagnostics_of_eq_7():
+    # Point 0: BCE((2, -2) | (1, 0)) = softplus(-2) for both classes; point 1: BCE((0, 0) | (0, 1)) = log 2.
+    point0, point1 = softplus(-2.0), math.log(2.0)
+    x = _ground_truth_inputs()
+    # The view sees points 2 (ignored) and 1: only point 1 counts, W = 1.
+    visible = LossSwitches(cls2d=False, cls3d=False, to3d=True, to2d=False, to3d_labels="ground_truth_visible")
+    assert total_loss(x, visible)["to3d"].item() == pytest.approx(point1, rel=1e-6)
+    # Every sampled point: points 0 and 1 (point 2 is ignored).
+    every = LossSwitches(cls2d=False, cls3d=False, to3d=True, to2d=False, to3d_labels="ground_truth_all_points")
+    assert total_loss(x, every)["to3d"].item() == pytest.approx((point0 + point1) / 2, rel=1e-6)
+    # Neither needs the image network; the method's eq. 7 does.
+    assert not visible.needs_image_network and not every.needs_image_network
+    assert LossSwitches(cls2d=False, cls3d=False, to3d=True, to2d=False).needs_image_network
+    # The function itself, with padding: a masked entry never counts, whatever its label.
+    cam_p = torch.tensor([[[0.0, 0.0], [9.0, -9.0]]])
+    loss = ground_truth_to_3d_loss(cam_p, torch.tensor([[1, 0]]), torch.tensor([[True, False]]))
+    assert loss.item() == pytest.approx(point1, rel=1e-6)

@@ -150,3 +150,30 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     payload["models"]["image"]["conv1a.weight"] += 1.0
     torch.save(payload, tmp_path / "runs" / "pretrain_image" / FINAL_MODEL)
     assert settings_hash(joint) != before
+
+
+def test_ground_truth_diagnostics_train_the_point_network_alone(tiny_cache, tmp_path):
+    """workflow/configs/oracle.yaml: eq. 7 with ground-truth labels; no image network, no pretrained weights."""
+    from jointwsss.config import load_yaml, validate_config
+    from jointwsss.experiments import experiment_settings
+
+    from conftest import REPO
+
+    config = load_yaml(REPO / "config.yaml")
+    config["experiments"].update(load_yaml(REPO / "workflow" / "configs" / "oracle.yaml")["experiments"])
+    config = validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config.update(cache_dir=str(tiny_cache), runs_dir=str(tmp_path / "runs"))
+    config["pretrain"]["image"] = "synthetic"
+    assert "to3d_labels" not in experiment_settings(config, "to3d")  # the method's settings are unchanged
+    for name, mode, terms in (("to3d_gt_visible", "ground_truth_visible", {"cls3d", "to3d", "total"}),
+                              ("to3d_gt_all", "ground_truth_all_points", {"to3d", "total"})):
+        settings = experiment_settings(config, name)
+        assert settings["to3d_labels"] == mode and settings["model"]["image"]["weights"] is None
+        settings["points"]["num"] = 512
+        settings["train"].update(epochs=1, batch_size=2, num_workers=0, device="cpu", milestones=[])
+        metrics = train(settings, tmp_path / "runs" / name)
+        assert set(metrics["loss"]) == terms and all(0 < v < 10 for v in metrics["loss"].values())
+        assert list(weights(tmp_path / "runs" / name)) == ["point"]
+    bad = {**settings, "to3d_labels": "oracle"}
+    with pytest.raises(ValueError, match="to3d_labels 'oracle' is not one of"):
+        train_module.loss_switches(bad)

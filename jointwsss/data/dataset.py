@@ -36,17 +36,27 @@ class JointDataConfig:
     point_augment: PointAugment | None = field(default_factory=PointAugment)
     image_augment: ImageAugment | None = field(default_factory=ImageAugment)
     seed: int = 0
+    point_labels: bool = False           # add each point's ground-truth class (the to3d_labels diagnostics)
 
 
 class SceneCache:
     """Lazily opened stores of one scene (one instance per worker process)."""
 
     def __init__(self, cache_dir: Path, scene: str):
-        self.points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
+        self.points_path = cache_dir / "points" / f"{scene}.zarr"
+        self.points = open_store(self.points_path, "points")
         self.frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
         self.corr = open_store(cache_dir / "corr" / f"{scene}.zarr", "corr")
         self.offsets = self.corr["offsets"][...]
         self.scene_labels = np.asarray(self.points.attrs["scene_labels"], dtype=np.float32)
+
+    def point_labels(self) -> np.ndarray:
+        """(N,) uint8 ground-truth class per point, ``IGNORE_INDEX`` outside the 20 classes."""
+        if not self.points.attrs.get("has_labels") or "label" not in self.points:
+            raise DataFormatError(
+                self.points_path, "has no ground-truth point labels, which the to3d_labels ground-truth diagnostics need",
+                "train them on a labelled split (ScanNet train has labels) or use to3d_labels: image_network")
+        return self.points["label"][...]
 
     def view_pairs(self, f: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = int(self.offsets[f]), int(self.offsets[f + 1])
@@ -117,6 +127,8 @@ class JointDataset(torch.utils.data.Dataset):
             "scene": scene_name,
             "views": [],
         }
+        if cfg.point_labels:
+            sample["point_labels"] = torch.from_numpy(sc.point_labels()[keep].astype(np.int64))
         others = [f for f in self.views_of_scene[scene_name] if f != frame]
         extra = list(rng.choice(others, size=min(len(others), cfg.views_per_sample - 1), replace=False)) if others else []
         for f in [frame, *extra]:
@@ -171,6 +183,7 @@ def collate_joint(samples: list[dict]) -> dict:
         "image_size": (images.shape[-1], images.shape[-2]),
         "scenes": [s["scene"] for s in samples],
         "frames": [v["frame"] for _, v in views],
+        **({"point_labels": torch.stack([s["point_labels"] for s in samples])} if "point_labels" in samples[0] else {}),
     }
 
 

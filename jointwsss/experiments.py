@@ -57,7 +57,6 @@ def experiment_settings(config: dict, name: str) -> dict:
         raise ValueError(f"experiment {name!r} is not one of the configured experiments: {', '.join(config['experiments'])}")
     exp = config["experiments"][name]
     model = copy.deepcopy(config["model"])
-    to3d_labels = exp.get("to3d_labels", "image_network")
     model["image"]["weights"] = pretrained_image_weights(config) if uses_image_network(exp) else None
     settings = {
         "experiment": name,
@@ -67,8 +66,9 @@ def experiment_settings(config: dict, name: str) -> dict:
         "model": model,
         **_common_settings(config),
     }
-    if to3d_labels != "image_network":  # only then, so the method's settings (and their hashes) stay as they were
-        settings["to3d_labels"] = to3d_labels
+    # Written only for the ground-truth diagnostics, so the method's settings (and their hashes) stay as they were.
+    if exp.get("to3d_labels", "image_network") != "image_network":
+        settings["to3d_labels"] = exp["to3d_labels"]
     return settings
 
 

@@ -53,6 +53,14 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- settings
+def _to3d_labels(settings: dict) -> str:
+    """Where eq. 7 takes its labels (losses.TO3D_LABELS); absent from the settings of the method itself."""
+    to3d_labels = settings.get("to3d_labels", "image_network")
+    if to3d_labels not in TO3D_LABELS:
+        raise ValueError(f"experiment {settings['experiment']!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
+    return to3d_labels
+
+
 def loss_switches(settings: dict) -> LossSwitches:
     """Loss switches of an experiment: ``settings["losses"]`` names the terms, ``confidence`` the W's."""
     losses = set(settings["losses"])
@@ -64,9 +72,7 @@ def loss_switches(settings: dict) -> LossSwitches:
                          "object crops) trains on its own data and cannot be combined with other loss terms")
     conf = settings.get("confidence", True)
     joint = settings["joint"]
-    to3d_labels = settings.get("to3d_labels", "image_network")
-    if to3d_labels not in TO3D_LABELS:
-        raise ValueError(f"experiment {settings['experiment']!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
+    to3d_labels = _to3d_labels(settings)
     return LossSwitches(
         cls2d="cls2d" in losses, cls3d="cls3d" in losses, to3d="to3d" in losses, to2d="to2d" in losses,
         to3d_confidence=conf, to2d_confidence=conf, pcam_like="pcam_like" in losses, object_cls="object_cls" in losses,
@@ -122,7 +128,7 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    crop_size=tuple(aug["image_crop_size"]) if aug.get("image_crop_size") else None,
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
-        point_labels=settings.get("to3d_labels", "image_network") != "image_network",
+        point_labels=_to3d_labels(settings) != "image_network",
     )
 
 

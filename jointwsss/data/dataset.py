@@ -49,14 +49,17 @@ class SceneCache:
         self.corr = open_store(cache_dir / "corr" / f"{scene}.zarr", "corr")
         self.offsets = self.corr["offsets"][...]
         self.scene_labels = np.asarray(self.points.attrs["scene_labels"], dtype=np.float32)
+        self._point_labels: np.ndarray | None = None
 
     def point_labels(self) -> np.ndarray:
-        """(N,) uint8 ground-truth class per point, ``IGNORE_INDEX`` outside the 20 classes."""
-        if not self.points.attrs.get("has_labels") or "label" not in self.points:
-            raise DataFormatError(
-                self.points_path, "has no ground-truth point labels, which the to3d_labels ground-truth diagnostics need",
-                "train them on a labelled split (ScanNet train has labels) or use to3d_labels: image_network")
-        return self.points["label"][...]
+        """(N,) uint8 ground-truth class per point, ``IGNORE_INDEX`` outside the 20 classes (read once per scene)."""
+        if self._point_labels is None:
+            if not self.points.attrs.get("has_labels") or "label" not in self.points:
+                raise DataFormatError(
+                    self.points_path, "has no ground-truth point labels, which the to3d_labels ground-truth diagnostics need",
+                    "train them on a labelled split (ScanNet train has labels) or use to3d_labels: image_network")
+            self._point_labels = self.points["label"][...]
+        return self._point_labels
 
     def view_pairs(self, f: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = int(self.offsets[f]), int(self.offsets[f + 1])

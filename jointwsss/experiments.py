@@ -14,6 +14,8 @@ NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
 
 # Loss terms that train the image network (an experiment without them has no image network).
 IMAGE_LOSSES = frozenset({"cls2d", "to3d", "to2d"})
+# eq. 7's labels by default (losses.IMAGE_NETWORK_LABELS; spelled here so the Snakefile imports no torch)
+IMAGE_NETWORK_LABELS = "image_network"
 PRETRAIN_EXPERIMENT = "pretrain_image"
 PRETRAIN_SPLIT = "pretrain"
 
@@ -21,7 +23,7 @@ PRETRAIN_SPLIT = "pretrain"
 def uses_image_network(exp: dict) -> bool:
     """Whether an experiment entry of the config trains an image network (so has 2D outputs)."""
     image_losses = IMAGE_LOSSES & set(exp["losses"])
-    if exp.get("to3d_labels", "image_network") != "image_network":  # eq. 7 takes the ground truth instead
+    if exp.get("to3d_labels", IMAGE_NETWORK_LABELS) != IMAGE_NETWORK_LABELS:  # eq. 7 takes the ground truth instead
         image_losses -= {"to3d"}
     return bool(image_losses)
 
@@ -67,7 +69,7 @@ def experiment_settings(config: dict, name: str) -> dict:
         **_common_settings(config),
     }
     # Written only for the ground-truth diagnostics, so the method's settings (and their hashes) stay as they were.
-    if exp.get("to3d_labels", "image_network") != "image_network":
+    if exp.get("to3d_labels", IMAGE_NETWORK_LABELS) != IMAGE_NETWORK_LABELS:
         settings["to3d_labels"] = exp["to3d_labels"]
     return settings
 

@@ -39,6 +39,7 @@ from jointwsss.classes import IGNORE_INDEX
 #: ground-truth modes are diagnostics, not the method: the ground-truth class of each visible point
 #: with W = 1 (a perfect 2D teacher), or of every sampled point (full supervision, the ceiling).
 TO3D_LABELS = ("image_network", "ground_truth_visible", "ground_truth_all_points")
+IMAGE_NETWORK_LABELS = TO3D_LABELS[0]  #: the default, the method itself
 
 
 # ----------------------------------------------------------------------------- eq. 1-2
@@ -214,11 +215,11 @@ class LossSwitches:
     object_cls: bool = False     # the image network's pretraining on object crops (alone; not part of eq. 12)
     lambda_to2d: float = 1.0     # λ of eq. 12
     confidence_2d_over: str = "all"
-    to3d_labels: str = "image_network"  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)
+    to3d_labels: str = IMAGE_NETWORK_LABELS  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)
 
     @property
     def needs_image_network(self) -> bool:
-        image_teacher = self.to3d and self.to3d_labels == "image_network"
+        image_teacher = self.to3d and self.to3d_labels == IMAGE_NETWORK_LABELS
         return self.cls2d or image_teacher or self.to2d or self.object_cls
 
     @property
@@ -256,7 +257,7 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
         terms["cls3d"] = classification_loss(x.cam3d.float(), x.scene_labels)
     if sw.to3d or sw.to2d or sw.pcam_like:
         cam3d_p = gather_projected(x.cam3d, x.cloud_of_view, x.point_idx)
-        if sw.to3d and sw.to3d_labels == "image_network":
+        if sw.to3d and sw.to3d_labels == IMAGE_NETWORK_LABELS:
             cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.image_size)
             terms["to3d"] = loss_2d_to_3d(cam3d_p, cam2d_p, x.image_labels, x.mask,
                                           use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over)

@@ -39,7 +39,7 @@ from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint,
 from jointwsss.data.transforms import ImageAugment, PointAugment
 from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
 from jointwsss.io.atomic import atomic_path
-from jointwsss.losses import TO3D_LABELS, JointInputs, LossSwitches, object_classification_loss, total_loss
+from jointwsss.losses import IMAGE_NETWORK_LABELS, TO3D_LABELS, JointInputs, LossSwitches, object_classification_loss, total_loss
 
 log = logging.getLogger("jointwsss")
 
@@ -55,7 +55,7 @@ class NonFiniteLossError(RuntimeError):
 # ----------------------------------------------------------------------------- settings
 def _to3d_labels(settings: dict) -> str:
     """Where eq. 7 takes its labels (losses.TO3D_LABELS); absent from the settings of the method itself."""
-    to3d_labels = settings.get("to3d_labels", "image_network")
+    to3d_labels = settings.get("to3d_labels", IMAGE_NETWORK_LABELS)
     if to3d_labels not in TO3D_LABELS:
         raise ValueError(f"experiment {settings['experiment']!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
     return to3d_labels
@@ -128,7 +128,7 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    crop_size=tuple(aug["image_crop_size"]) if aug.get("image_crop_size") else None,
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
-        point_labels=_to3d_labels(settings) != "image_network",
+        point_labels=_to3d_labels(settings) != IMAGE_NETWORK_LABELS,
     )
 
 

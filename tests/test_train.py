@@ -177,3 +177,10 @@ def test_ground_truth_diagnostics_train_the_point_network_alone(tiny_cache, tmp_
     bad = {**settings, "to3d_labels": "oracle"}
     with pytest.raises(ValueError, match="to3d_labels 'oracle' is not one of"):
         train_module.loss_switches(bad)
+
+
+def test_default_to3d_labels_agree_between_config_and_losses():
+    """experiments.py spells the default without importing torch; it must stay the losses' default."""
+    from jointwsss import experiments, losses
+    assert experiments.IMAGE_NETWORK_LABELS == losses.IMAGE_NETWORK_LABELS == losses.TO3D_LABELS[0]
+    assert losses.LossSwitches().to3d_labels == "image_network"

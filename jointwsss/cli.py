@@ -634,6 +634,13 @@ def _add_bench(sub) -> None:
     pn.add_argument("--sizes", nargs="+", metavar="WIDTH:POINTS", default=None,
                     help="training-step sizes, e.g. small:4096 full:40000 (default: small:4096 on CPU; "
                          "also full:16384 and full:40000 on CUDA)")
+    pn.add_argument("--cache-dir", type=Path, default=None,
+                    help="also report the neighbours per ball on real clouds of this cache's --split (and suggest radii)")
+    pn.add_argument("--split", default="train")
+    pn.add_argument("--scenes", type=int, default=8, help="clouds (one per scene) for the neighbourhood report")
+    pn.add_argument("--points", type=int, default=4096, help="points per cloud for the neighbourhood report")
+    pn.add_argument("--width", choices=("small", "full"), default="small")
+    pn.add_argument("--radii", type=float, nargs=4, default=None, metavar="M", help="the configured radii, in metres")
     pn.set_defaults(func=_run_bench_pointnet)
 
 
@@ -692,12 +699,27 @@ def _run_bench_pointnet(args) -> int:
 
     device = pick_device(args.device)
     result = bench_pointnet(device, batch=args.batch_size, sizes=_parse_sizes(args.sizes), reps=args.reps)
+    if args.cache_dir is not None:
+        from jointwsss.bench.pointnet import neighbourhood_report
+        from jointwsss.data.dataset import cloud_samples
+
+        clouds = cloud_samples(args.cache_dir, args.split, num_clouds=args.scenes, num_points=args.points)
+        result["neighbourhoods"] = neighbourhood_report(clouds, args.width, args.radii)
     _write_json(args.out, result)
     ops_ = result["operators"]
     log.info("bench pointnet on %s: ball query %s ms (same neighbours: %s), FPS %s ms; steps %s; JSON in %s",
              result["device"], ops_["ball_query_ms"], ops_["same_neighbours"], ops_["fps_ms"],
-             ", ".join(f"{s['width']}/{s['points']}: {s['samples_per_second']} samples/s" for s in result["steps"]),
+             ", ".join(f"{s['width']}/{s['points']}/{s['search']}: {s['ms_per_step']} ms" for s in result["steps"]),
              args.out)
+    if "neighbourhoods" in result:
+        nb = result["neighbourhoods"]
+        for name in ("wypr", "configured"):
+            if name in nb:
+                log.info("bench pointnet: %s radii %s m -> distinct points per ball %s (of nsample %s)", name,
+                         [layer["radius"] for layer in nb[name]], [layer["mean_distinct"] for layer in nb[name]],
+                         [layer["nsample"] for layer in nb[name]])
+        log.info("bench pointnet: suggested radii for %d points (%s): %s m", nb["points"], nb["width"],
+                 nb["suggested_radii"])
     return 0
 
 

@@ -43,9 +43,8 @@ MODES = ("pseudo_label", "inference")
 
 def load_networks(model_path: Path, device: torch.device):
     """(settings, image_net or None, point_net or None) of a finished run, in eval mode on ``device``."""
-    from jointwsss.models.pointnet2 import PointNet2Seg
     from jointwsss.models.resnet38 import ResNet38
-    from jointwsss.train import load_trained
+    from jointwsss.train import load_trained, point_network
 
     settings, states = load_trained(model_path)
     image_net = point_net = None
@@ -56,7 +55,7 @@ def load_networks(model_path: Path, device: torch.device):
         image_net.load_state_dict(states["image"])
         image_net.to(device).eval()
     if "point" in states:
-        point_net = PointNet2Seg(num_classes=NUM_CLASSES, in_channels=4, width=settings["model"]["point"]["width"])
+        point_net = point_network(settings["model"]["point"])
         point_net.load_state_dict(states["point"])
         point_net.to(device).eval()
     return settings, image_net, point_net

@@ -35,7 +35,7 @@ import torch.distributed as dist
 
 from jointwsss.classes import NUM_CLASSES
 from jointwsss.data.crops import CropConfig, ObjectCropDataset
-from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
+from jointwsss.data.dataset import NUM_POINT_FEATURES, JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
 from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
 from jointwsss.io.atomic import atomic_path
@@ -95,7 +95,6 @@ def settings_hash(settings: dict) -> str:
 
 def build_models(settings: dict, switches: LossSwitches):
     """(image_net or None, point_net or None) as the experiment needs them."""
-    from jointwsss.models.pointnet2 import PointNet2Seg
     from jointwsss.models.resnet38 import ResNet38, load_imagenet_weights, warn_no_pretrained
 
     model_cfg = settings["model"]
@@ -110,9 +109,16 @@ def build_models(settings: dict, switches: LossSwitches):
         else:
             warn_no_pretrained()
     if switches.needs_point_network:
-        pt = model_cfg["point"]
-        point_net = PointNet2Seg(num_classes=NUM_CLASSES, in_channels=4, width=pt["width"])
+        point_net = point_network(model_cfg["point"])
     return image_net, point_net
+
+
+def point_network(point_cfg: dict):
+    """The point network G of ``model.point`` (width, and ball radii where given), randomly initialised."""
+    from jointwsss.models.pointnet2 import PointNet2Seg
+
+    return PointNet2Seg(num_classes=NUM_CLASSES, in_channels=NUM_POINT_FEATURES, width=point_cfg["width"],
+                        radii=point_cfg.get("radii"))
 
 
 def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataConfig:
@@ -129,6 +135,7 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
         point_labels=_to3d_labels(settings) != IMAGE_NETWORK_LABELS,
+        images=loss_switches(settings).needs_image_network,
     )
 
 

@@ -42,17 +42,28 @@ rule bench_train:
 
 
 rule bench_pointnet:
+    input:
+        split_stores("train"),
     output:
         "bench/pointnet.json",
     params:
         device=config["train"]["device"],
+        cache=CACHE,
+        points=config["points"]["num"],
+        width=config["model"]["point"]["width"],
+        radii=lambda wc: (
+            "--radii " + " ".join(map(str, config["model"]["point"]["radii"]))
+            if config["model"]["point"].get("radii")
+            else ""
+        ),
     threads: NETWORK_THREADS
     log:
         LOGS / "bench/pointnet.log",
     conda:
         "../envs/jointwsss.yaml"
     shell:
-        "jointwsss bench pointnet --device {params.device} --out {output} > {log} 2>&1"
+        "jointwsss bench pointnet --device {params.device} --cache-dir {params.cache} --points {params.points}"
+        " --width {params.width} {params.radii} --out {output} > {log} 2>&1"
 
 
 rule bench:

@@ -17,6 +17,15 @@ from jointwsss.models.pointnet2_ops import (
 )
 
 
+@pytest.fixture(params=["kdtree", "dense"], autouse=True)
+def cpu_search(request, monkeypatch):
+    """Every test runs with both CPU implementations (k-d tree, the default, and the GPU's dense search)."""
+    import jointwsss.models.pointnet2_ops as ops
+
+    monkeypatch.setattr(ops, "CPU_NEIGHBOUR_SEARCH", request.param)
+    return request.param
+
+
 def _random_cloud(batch: int, num_points: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(batch, num_points, 3, generator=gen)
@@ -162,7 +171,7 @@ def test_three_interpolate_on_a_1d_example():
     # Known points on the x axis at 0, 1, 3 with features 10, 20, 40; query at x = 0.5.
     known = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [3.0, 0, 0]]])
     unknown = torch.tensor([[[0.5, 0, 0]]])
-    features = torch.tensor([[[10.0, 20.0, 40.0]]])
+    features = torch.tensor([[[10.0, 20.0, 40.0]]])  # (C, B, m) channel-major
     dist, idx = three_nn(unknown, known)
     weight = inverse_distance_weights(dist)
     # Distances 0.5, 0.5, 2.5 -> inverse 2, 2, 0.4 -> weights 2/4.4, 2/4.4, 0.4/4.4.
@@ -177,27 +186,67 @@ def test_three_interpolate_on_a_1d_example():
 
 
 def test_three_interpolate_gradient_reaches_the_weighted_points():
-    features = torch.zeros(1, 2, 4, requires_grad=True)
+    features = torch.zeros(2, 1, 4, requires_grad=True)  # (C, B, m) channel-major
     idx = torch.tensor([[[0, 1, 1], [3, 3, 3]]])
     weight = torch.tensor([[[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]])
     three_interpolate(features, idx, weight).sum().backward()
-    assert features.grad.tolist() == [[[0.5, 0.5, 0.0, 1.0]] * 2]
+    assert features.grad.tolist() == [[[0.5, 0.5, 0.0, 1.0]]] * 2
 
 
 def test_group_and_gather_points():
-    features = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
+    # channel-major (C, B, N): channel c of point n of cloud b is features[c, b, n]
+    features = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5).permute(1, 0, 2).contiguous()
     idx = torch.tensor([[4, 0], [2, 2]])
     gathered = gather_points(features, idx)
-    assert gathered.shape == (2, 3, 2)
-    assert gathered[0].tolist() == [[4, 0], [9, 5], [14, 10]]
-    assert gathered[1].tolist() == [[17, 17], [22, 22], [27, 27]]
+    assert gathered.shape == (3, 2, 2)
+    assert gathered[:, 0].tolist() == [[4, 0], [9, 5], [14, 10]]
+    assert gathered[:, 1].tolist() == [[17, 17], [22, 22], [27, 27]]
     group_idx = torch.tensor([[[1, 2, 3], [0, 0, 4]], [[4, 3, 2], [1, 1, 1]]])
     grouped = group_points(features, group_idx)
-    assert grouped.shape == (2, 3, 2, 3)
+    assert grouped.shape == (3, 2, 2, 3)
     for b in range(2):
         for c in range(3):
             for s in range(2):
-                assert grouped[b, c, s].tolist() == [features[b, c, k].item() for k in group_idx[b, s]]
+                assert grouped[c, b, s].tolist() == [features[c, b, k].item() for k in group_idx[b, s]]
+
+
+def _with_search(kind: str, fn, *args):
+    import jointwsss.models.pointnet2_ops as ops
+
+    saved = ops.CPU_NEIGHBOUR_SEARCH
+    ops.CPU_NEIGHBOUR_SEARCH = kind
+    try:
+        return fn(*args)
+    finally:
+        ops.CPU_NEIGHBOUR_SEARCH = saved
+
+
+@pytest.mark.parametrize("radius,nsample", [(0.05, 8), (0.3, 32), (1.0, 16)])
+def test_kdtree_and_dense_search_give_identical_neighbours_on_a_room_sized_batch(radius, nsample):
+    # Balls from nearly empty (every slot the centre itself) to overflowing (the first nsample by index).
+    xyz = _random_cloud(3, 2000, seed=11) * torch.tensor([6.0, 5.0, 3.0])
+    centres = xyz[:, ::7].contiguous()
+    kd = _with_search("kdtree", ball_query, radius, nsample, xyz, centres)
+    dense = _with_search("dense", ball_query, radius, nsample, xyz, centres)
+    assert torch.equal(kd, dense)
+    # a centre far from every point: both fall back to the nearest point
+    far = torch.full((3, 1, 3), 50.0)
+    assert torch.equal(_with_search("kdtree", ball_query, 0.1, 4, xyz, far),
+                       _with_search("dense", ball_query, 0.1, 4, xyz, far))
+    d_kd, i_kd = _with_search("kdtree", three_nn, xyz, centres)
+    d_dense, i_dense = _with_search("dense", three_nn, xyz, centres)
+    assert torch.equal(i_kd, i_dense)
+    torch.testing.assert_close(d_kd, d_dense, rtol=1e-6, atol=1e-6)  # float64 tree vs float32 matrix distances
+
+
+def test_numpy_fps_is_bit_identical_to_the_torch_loop():
+    import jointwsss.models.pointnet2_ops as ops
+
+    xyz = _random_cloud(4, 3000, seed=12) * torch.tensor([6.0, 5.0, 3.0])
+    starts = torch.tensor([0, 5, 2999, 17])
+    assert torch.equal(ops._farthest_point_sample_numpy(xyz, 300), ops._farthest_point_sample_eager(xyz, 300))
+    assert torch.equal(ops._farthest_point_sample_numpy(xyz, 64, starts),
+                       ops._farthest_point_sample_eager(xyz, 64, starts))
 
 
 def test_bench_pointnet_cli_compares_both_distance_implementations(tmp_path):
@@ -210,12 +259,36 @@ def test_bench_pointnet_cli_compares_both_distance_implementations(tmp_path):
                  "--sizes", "small:512", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     ops_ = result["operators"]
-    assert result["device"] == "cpu" and ops_["distance_used"] == "cdist"
-    assert ops_["same_neighbours"] is True  # cdist and the GPU formula find identical neighbourhoods
-    assert set(ops_["ball_query_ms"]) == set(ops_["three_nn_ms"]) == {"cdist", "elementwise"}
-    assert list(ops_["fps_ms"]) == ["eager"] and "fps_graph_identical" not in ops_
-    [step] = result["steps"]
-    assert (step["width"], step["points"], step["batch"], step["amp"]) == ("small", 512, 2, False)
-    assert step["samples_per_second"] == pytest.approx(2000 / step["ms_per_step"], rel=0.01)
+    assert result["device"] == "cpu" and ops_["search_used"] == "kdtree"
+    assert ops_["same_neighbours"] is True  # the k-d tree, cdist and the GPU formula find identical neighbourhoods
+    assert set(ops_["ball_query_ms"]) == set(ops_["three_nn_ms"]) == {"kdtree", "dense_cdist", "dense_elementwise"}
+    assert set(ops_["fps_ms"]) == {"numpy", "torch_eager"} and ops_["fps_numpy_identical"] is True
+    assert "fps_graph_identical" not in ops_
+    kdtree_step, dense_step = result["steps"]
+    assert (kdtree_step["search"], dense_step["search"]) == ("kdtree", "dense_cdist")
+    for step in result["steps"]:
+        assert (step["width"], step["points"], step["batch"], step["amp"]) == ("small", 512, 2, False)
+        assert step["samples_per_second"] == pytest.approx(2000 / step["ms_per_step"], rel=0.01)
     with pytest.raises(SystemExit, match="WIDTH:POINTS"):
         main(["bench", "pointnet", "--device", "cpu", "--sizes", "medium:100", "--out", str(out)])
+
+
+def test_bench_pointnet_reports_neighbourhoods_on_a_cache(tiny_cache, tmp_path, cpu_search):
+    import json
+
+    from jointwsss.cli import main
+
+    if cpu_search == "dense":
+        pytest.skip("the report does not depend on the search implementation")
+    out = tmp_path / "pointnet.json"
+    assert main(["bench", "pointnet", "--device", "cpu", "--batch-size", "2", "--reps", "1", "--sizes", "small:256",
+                 "--cache-dir", str(tiny_cache), "--points", "1024", "--radii", "0.6", "1.0", "1.4", "2.0",
+                 "--out", str(out)]) == 0
+    nb = json.loads(out.read_text())["neighbourhoods"]
+    assert (nb["clouds"], nb["points"], nb["width"]) == (2, 1024, "small")  # the tiny cache's two train scenes
+    assert [layer["radius"] for layer in nb["wypr"]] == [0.2, 0.4, 0.8, 1.2]
+    assert [layer["radius"] for layer in nb["configured"]] == [0.6, 1.0, 1.4, 2.0]
+    assert [layer["centres"] for layer in nb["configured"]] == [512, 256, 128, 64]
+    for wypr, ours in zip(nb["wypr"], nb["configured"]):  # larger balls hold more distinct points, up to nsample
+        assert wypr["mean_distinct"] < ours["mean_distinct"] <= ours["nsample"]
+    assert len(nb["suggested_radii"]) == 4 and min(nb["suggested_radii"]) > 0.2  # sparser than WyPR's clouds

@@ -3,11 +3,17 @@
 Needs no dataset: the clouds are uniform random points in a 6 x 5 x 3 m box (a room's extent). For each
 operator the result holds the time of both implementations the package has and whether they agree:
 
-- pairwise distances: ``torch.cdist`` (used on CPU) vs element-wise broadcasting (used on GPU), and the ball
-  query and three-NN built on each, with a check that both give the same neighbour indices;
-- farthest point sampling: the eager loop, and on CUDA its captured CUDA graph, with a bit-identity check;
-- a PointNet++ training step (forward, backward, Adam) per (width, points) size, with AMP on CUDA, and on
-  CUDA also without the FPS graph, so the gain of each choice stays measurable on new hardware or PyTorch.
+- neighbour search: on CPU the k-d tree (the CPU default) and the dense search with ``torch.cdist`` and with
+  element-wise broadcasting (the GPU's), for the ball query and three-NN, with a check that all give the same
+  neighbour indices;
+- farthest point sampling: the NumPy loop (CPU default) and the torch loop, and on CUDA the captured CUDA graph,
+  with bit-identity checks;
+- a PointNet++ training step (forward, backward, Adam) per (width, points) size, with AMP on CUDA; on CPU also
+  with the dense search, on CUDA also without the FPS graph, so the gain of each choice stays measurable.
+
+With ``cache_dir`` it also reports the neighbourhoods the network gets on real clouds of a split: per SA layer
+the mean distinct points per ball and the share of balls holding only their centre, for WyPR's radii and for
+the given ones, and the radii :func:`~jointwsss.models.pointnet2.density_radii` suggests.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from jointwsss.models import pointnet2_ops as ops
-from jointwsss.models.pointnet2 import PointNet2Seg
+from jointwsss.models.pointnet2 import PointNet2Seg, density_radii
 
 #: (width, points per cloud) of the training-step timings: the CPU default, and on CUDA also a
 #: mid-sized cloud and the paper's 40,000 points with the full (WyPR) widths.
@@ -47,14 +53,19 @@ def _milliseconds(fn, device: torch.device, reps: int) -> float:
 
 
 @contextlib.contextmanager
-def _distance_implementation(fn):
-    """Route ball query and three-NN through ``fn`` for a comparison (restored afterwards)."""
-    saved = ops._pairwise_distance
-    ops._pairwise_distance = fn
+def _search(kind: str):
+    """Route ball query, three-NN and FPS through one implementation: ``kdtree`` (CPU only), ``dense_cdist`` or
+    ``dense_elementwise`` (restored afterwards)."""
+    saved = ops.CPU_NEIGHBOUR_SEARCH, ops._pairwise_distance
+    ops.CPU_NEIGHBOUR_SEARCH = "kdtree" if kind == "kdtree" else "dense"
+    if kind == "dense_cdist":
+        ops._pairwise_distance = ops._cdist_distance
+    elif kind == "dense_elementwise":
+        ops._pairwise_distance = ops._elementwise_distance
     try:
         yield
     finally:
-        ops._pairwise_distance = saved
+        ops.CPU_NEIGHBOUR_SEARCH, ops._pairwise_distance = saved
 
 
 @contextlib.contextmanager
@@ -72,22 +83,28 @@ def operator_timings(device: torch.device, *, batch: int, num_points: int, num_c
     xyz = _cloud(batch, num_points, 0, device)
     centres = xyz[:, :num_centres].contiguous()
     chunk = centres[:, :128]
-    impls = {"cdist": ops._cdist_distance, "elementwise": ops._elementwise_distance}
+    impls = ["dense_cdist", "dense_elementwise"] + (["kdtree"] if device.type == "cpu" else [])
     out: dict = {"batch": batch, "points": num_points, "centres": num_centres,
-                 "distance_chunk_ms": {k: _milliseconds(lambda f=f: f(chunk, xyz), device, reps) for k, f in impls.items()},
+                 "distance_chunk_ms": {"dense_cdist": _milliseconds(lambda: ops._cdist_distance(chunk, xyz), device, reps),
+                                       "dense_elementwise": _milliseconds(
+                                           lambda: ops._elementwise_distance(chunk, xyz), device, reps)},
                  "ball_query_ms": {}, "three_nn_ms": {}}
     balls, nearest = {}, {}
-    for name, fn in impls.items():
-        with _distance_implementation(fn):
+    for name in impls:
+        with _search(name):
             out["ball_query_ms"][name] = _milliseconds(lambda: ops.ball_query(0.2, 64, xyz, centres), device, reps)
             out["three_nn_ms"][name] = _milliseconds(lambda: ops.three_nn(xyz, centres), device, reps)
             balls[name] = ops.ball_query(0.2, 64, xyz, centres)
             nearest[name] = ops.three_nn(xyz, centres)[1]
-    out["same_neighbours"] = bool(torch.equal(balls["cdist"], balls["elementwise"])
-                                  and torch.equal(nearest["cdist"], nearest["elementwise"]))
-    out["distance_used"] = "cdist" if device.type == "cpu" else "elementwise"
+    out["same_neighbours"] = all(torch.equal(balls[n], balls[impls[0]]) and torch.equal(nearest[n], nearest[impls[0]])
+                                 for n in impls)
+    out["search_used"] = "kdtree" if device.type == "cpu" else "dense_elementwise"
     eager = ops._farthest_point_sample_eager
-    out["fps_ms"] = {"eager": _milliseconds(lambda: eager(xyz, num_centres), device, reps)}
+    out["fps_ms"] = {"torch_eager": _milliseconds(lambda: eager(xyz, num_centres), device, reps)}
+    if device.type == "cpu":
+        numpy_fps = ops._farthest_point_sample_numpy
+        out["fps_ms"]["numpy"] = _milliseconds(lambda: numpy_fps(xyz, num_centres), device, reps)
+        out["fps_numpy_identical"] = bool(torch.equal(numpy_fps(xyz, num_centres), eager(xyz, num_centres)))
     if device.type == "cuda":
         with _cuda_graphs(True):
             out["fps_ms"]["cuda_graph"] = _milliseconds(lambda: ops.farthest_point_sample(xyz, num_centres), device, reps)
@@ -98,8 +115,10 @@ def operator_timings(device: torch.device, *, batch: int, num_points: int, num_c
 
 
 def step_timing(device: torch.device, *, width: str, num_points: int, batch: int, reps: int,
-                cuda_graphs: bool = True) -> dict:
-    """One PointNet++ training step (scene-label BCE on the max-pooled CAM, Adam), AMP on CUDA."""
+                cuda_graphs: bool = True, search: str | None = None) -> dict:
+    """One PointNet++ training step (scene-label BCE on the max-pooled CAM, Adam), AMP on CUDA.
+
+    ``search`` forces a neighbour-search implementation (see ``_search``); None = the device's default."""
     amp = device.type == "cuda"
     torch.manual_seed(0)
     net = PointNet2Seg(width=width).to(device).train()
@@ -120,14 +139,25 @@ def step_timing(device: torch.device, *, width: str, num_points: int, batch: int
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with _cuda_graphs(cuda_graphs):
+    with _cuda_graphs(cuda_graphs), (_search(search) if search else contextlib.nullcontext()):
         ms = _milliseconds(step, device, reps)
     result = {"width": width, "points": num_points, "batch": batch, "amp": amp, "ms_per_step": ms,
-              "samples_per_second": round(batch * 1000 / ms, 2)}
+              "samples_per_second": round(batch * 1000 / ms, 2),
+              "search": search or ("kdtree" if device.type == "cpu" else "dense_elementwise")}
     if device.type == "cuda":
         result["fps_cuda_graph"] = cuda_graphs
         result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     return result
+
+
+def neighbourhood_report(clouds: torch.Tensor, width: str, radii: list[float] | None) -> dict:
+    """Distinct points per ball on real clouds ``(B, N, 3)``: WyPR's radii, the given ones, and the suggestion."""
+    report = {"clouds": int(clouds.shape[0]), "points": int(clouds.shape[1]), "width": width,
+              "wypr": PointNet2Seg(width=width).neighbourhood_sizes(clouds),
+              "suggested_radii": density_radii(clouds, width)}
+    if radii:
+        report["configured"] = PointNet2Seg(width=width, radii=radii).neighbourhood_sizes(clouds)
+    return report
 
 
 def bench_pointnet(device: torch.device, *, batch: int = 8, sizes=None, reps: int = 3,
@@ -147,4 +177,7 @@ def bench_pointnet(device: torch.device, *, batch: int = 8, sizes=None, reps: in
         if device.type == "cuda":
             result["steps"].append(step_timing(device, width=width, num_points=num_points, batch=batch, reps=reps,
                                                cuda_graphs=False))
+        else:
+            result["steps"].append(step_timing(device, width=width, num_points=num_points, batch=batch, reps=reps,
+                                               search="dense_cdist"))
     return result

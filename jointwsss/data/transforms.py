@@ -3,7 +3,9 @@
 Points are augmented in place (subsample, flips, rotation about the vertical axis): correspondences
 are stored by point index, so the loader only has to re-index the surviving points. Images are
 augmented by an affine map (random resize, crop, horizontal flip) that is applied to the pixel
-coordinates ``uv`` of the correspondences too; colour jitter changes values, not geometry.
+coordinates ``uv`` of the correspondences too; colour jitter changes values, not geometry. A resize below
+the crop size pads instead of cropping (with the ImageNet mean colour, 0 after normalisation; labels with
+255), as PSA's random resize-and-crop does, so a scale range at or below 1 keeps every correspondence.
 
 Pixel convention everywhere: pixel centres at integer coordinates (u = column, v = row), so resizing
 by ``s`` maps ``u -> (u + 0.5) * s - 0.5`` (as cv2.resize does) and a horizontal flip of a W-pixel
@@ -80,25 +82,25 @@ def augment_image(
 
     image (H, W, 3) uint8 RGB; uv (M, 2) float32 pixel coordinates; label (H, W) uint8 or None.
     Returns (image (Hc, Wc, 3) uint8, uv (M', 2), keep (M,) bool of the pairs still inside the crop,
-    label or None). Without ``aug`` everything is returned unchanged.
+    label or None). Where the resized image is smaller than the crop it is placed at a random offset on a
+    canvas of the ImageNet mean colour (labels: 255). Without ``aug`` everything is returned unchanged.
     """
     h, w = image.shape[:2]
     if aug is None:
         return image, uv, np.ones(len(uv), dtype=bool), label
     s = rng.uniform(*aug.scale_range)
     cw, ch = aug.crop_size or (w, h)
-    # never scale below the crop: the crop must be filled with image
-    s = max(s, cw / w, ch / h)
-    nw, nh = max(cw, int(round(w * s))), max(ch, int(round(h * s)))
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
     sx, sy = nw / w, nh / h
     image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if label is not None:
         label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT)
-    x0 = int(rng.integers(0, nw - cw + 1))
-    y0 = int(rng.integers(0, nh - ch + 1))
-    image = image[y0:y0 + ch, x0:x0 + cw]
+    # crop offset in the resized image; negative where the image is smaller than the crop (padding)
+    x0 = int(rng.integers(min(0, nw - cw), max(0, nw - cw) + 1))
+    y0 = int(rng.integers(min(0, nh - ch), max(0, nh - ch) + 1))
+    image = _crop_or_pad(image, x0, y0, cw, ch, fill=np.round(IMAGENET_MEAN * 255).astype(np.uint8))
     if label is not None:
-        label = label[y0:y0 + ch, x0:x0 + cw]
+        label = _crop_or_pad(label, x0, y0, cw, ch, fill=np.uint8(255))
     u = (uv[:, 0] + 0.5) * sx - 0.5 - x0
     v = (uv[:, 1] + 0.5) * sy - 0.5 - y0
     if aug.hflip and rng.random() < 0.5:
@@ -111,6 +113,19 @@ def augment_image(
         image = jitter_colour(image, aug.color_jitter, rng)
     return (np.ascontiguousarray(image), np.stack([u[keep], v[keep]], axis=1).astype(np.float32), keep,
             None if label is None else np.ascontiguousarray(label))
+
+
+def _crop_or_pad(array: np.ndarray, x0: int, y0: int, width: int, height: int, fill) -> np.ndarray:
+    """The ``width x height`` window of ``array`` (H, W[, 3]) at offset (x0, y0); outside the array: ``fill``."""
+    if x0 >= 0 and y0 >= 0 and x0 + width <= array.shape[1] and y0 + height <= array.shape[0]:
+        return array[y0:y0 + height, x0:x0 + width]
+    out = np.empty((height, width) + array.shape[2:], dtype=array.dtype)
+    out[...] = fill
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(array.shape[1], x0 + width), min(array.shape[0], y0 + height)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = array[sy0:sy1, sx0:sx1]
+    return out
 
 
 def jitter_colour(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:

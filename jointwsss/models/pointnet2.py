@@ -37,8 +37,10 @@ height above the floor (``in_channels = 4``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -94,14 +96,37 @@ POINTNET2_WIDTHS: dict[str, PointNet2Widths] = {
 
 
 def _shared_mlp(in_channels: int, widths: tuple[int, ...], dims: int) -> nn.Sequential:
-    """1x1 conv + BN + ReLU per width; ``dims`` = 1 for (B,C,N) or 2 for (B,C,S,K) inputs."""
+    """1x1 conv + BN + ReLU per width, applied point-wise by :func:`_apply_shared_mlp`.
+
+    The convolutions stay ``Conv1d`` / ``Conv2d`` (``dims`` 1 or 2) so that weights keep the layout of
+    earlier checkpoints; they run as matrix products on channel-major rows (see ``_apply_shared_mlp``).
+    """
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
-    norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
     layers: list[nn.Module] = []
     for width in widths:
-        layers += [conv(in_channels, width, 1, bias=False), norm(width), nn.ReLU(inplace=True)]
+        layers += [conv(in_channels, width, 1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
         in_channels = width
     return nn.Sequential(*layers)
+
+
+def _apply_shared_mlp(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run a shared MLP on channel-major ``x (C_in, ...)`` -> ``(C_out, ...)``.
+
+    A 1x1 convolution is the matrix product ``(C_out, C_in) @ (C_in, M)`` over all M positions, and batch norm
+    normalises each channel over all positions. With these few channels, on CPU, the product and the norm on
+    contiguous ``(C, M)`` rows take a fraction of oneDNN's 1x1 convolution and 2D batch norm on the usual
+    ``(B, C, S, K)`` layout (``jointwsss bench pointnet``); the function computed is the same.
+    """
+    rest = x.shape[1:]
+    x = x.reshape(x.shape[0], -1)
+    for layer in mlp:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+            x = layer.weight.flatten(1) @ x
+        elif isinstance(layer, nn.BatchNorm1d):
+            x = layer(x[None])[0]  # (1, C, M): statistics over every position, per channel
+        else:
+            x = layer(x)
+    return x.view(x.shape[0], *rest)
 
 
 class SetAbstraction(nn.Module):
@@ -113,21 +138,27 @@ class SetAbstraction(nn.Module):
         self.mlp = _shared_mlp(in_channels + 3, spec.mlp, dims=2)
         self.out_channels = spec.mlp[-1]
 
+    def neighbourhoods(self, xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``xyz (B, N, 3)`` -> centre indices ``(B, S)`` (farthest point sampling) and their ball's
+        ``(B, S, nsample)`` neighbour indices into ``xyz``; constants for autograd."""
+        npoint = min(self.spec.npoint, xyz.shape[1])
+        centre_idx = farthest_point_sample(xyz, npoint)
+        centres = xyz.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+        return centre_idx, ball_query(self.spec.radius, self.spec.nsample, xyz, centres)
+
     def forward(
         self, xyz: torch.Tensor, features: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``xyz (B, N, 3)``, ``features (B, C, N)`` or None -> ``(new_xyz (B, S, 3), (B, C', S))``."""
-        npoint = min(self.spec.npoint, xyz.shape[1])
-        centre_idx = farthest_point_sample(xyz, npoint)
-        xyz_t = xyz.transpose(1, 2)
-        new_xyz_t = gather_points(xyz_t, centre_idx)  # (B, 3, S)
-        neighbour_idx = ball_query(self.spec.radius, self.spec.nsample, xyz, new_xyz_t.transpose(1, 2))
+        """``xyz (B, N, 3)``, channel-major ``features (C, B, N)`` or None -> ``(centres (B, S, 3), (C', B, S))``."""
+        centre_idx, neighbour_idx = self.neighbourhoods(xyz)
+        xyz_cm = xyz.permute(2, 0, 1)  # (3, B, N)
+        centres_cm = gather_points(xyz_cm, centre_idx)  # (3, B, S)
         # Relative coordinates in units of the radius, so every layer sees offsets in [-1, 1].
-        grouped = (group_points(xyz_t, neighbour_idx) - new_xyz_t[..., None]) / self.spec.radius
+        grouped = (group_points(xyz_cm, neighbour_idx) - centres_cm[..., None]) / self.spec.radius
         if features is not None:
-            grouped = torch.cat([grouped, group_points(features, neighbour_idx)], dim=1)
-        new_features = self.mlp(grouped).amax(dim=-1)
-        return new_xyz_t.transpose(1, 2).contiguous(), new_features
+            grouped = torch.cat([grouped, group_points(features, neighbour_idx)], dim=0)
+        new_features = _apply_shared_mlp(self.mlp, grouped).amax(dim=-1)
+        return centres_cm.permute(1, 2, 0).contiguous(), new_features
 
 
 class FeaturePropagation(nn.Module):
@@ -145,13 +176,13 @@ class FeaturePropagation(nn.Module):
         fine_features: torch.Tensor | None,
         coarse_features: torch.Tensor,
     ) -> torch.Tensor:
-        """``fine_xyz (B, n, 3)``, ``coarse_xyz (B, m, 3)``, ``fine_features (B, C1, n)`` or None,
-        ``coarse_features (B, C2, m)`` -> ``(B, widths[-1], n)``."""
+        """``fine_xyz (B, n, 3)``, ``coarse_xyz (B, m, 3)``, channel-major ``fine_features (C1, B, n)`` or None,
+        ``coarse_features (C2, B, m)`` -> ``(widths[-1], B, n)``."""
         dist, idx = three_nn(fine_xyz, coarse_xyz)
         interpolated = three_interpolate(coarse_features, idx, inverse_distance_weights(dist))
         if fine_features is not None:
-            interpolated = torch.cat([interpolated, fine_features], dim=1)
-        return self.mlp(interpolated)
+            interpolated = torch.cat([interpolated, fine_features], dim=0)
+        return _apply_shared_mlp(self.mlp, interpolated)
 
 
 class PointNet2Seg(nn.Module):
@@ -161,13 +192,22 @@ class PointNet2Seg(nn.Module):
         num_classes: C, CAM channels.
         in_channels: per-point input feature channels (default 4: RGB + height); 0 for xyz only.
         width: ``"full"`` (WyPR widths, D = 256) or ``"small"`` (CPU variant, D = 64).
+        radii: the four SA ball radii in metres, or None for the width's (WyPR's, made for 40,000 points of a
+            ScanNet room). Sparser clouds need larger balls: see :func:`density_radii`.
     """
 
-    def __init__(self, num_classes: int = 20, in_channels: int = 4, width: str = "full"):
+    def __init__(self, num_classes: int = 20, in_channels: int = 4, width: str = "full",
+                 radii: Sequence[float] | None = None):
         super().__init__()
         if width not in POINTNET2_WIDTHS:
             raise ValueError(f"width must be one of {sorted(POINTNET2_WIDTHS)}, got {width!r}")
         widths = POINTNET2_WIDTHS[width]
+        if radii is not None:
+            radii = [float(r) for r in radii]
+            if len(radii) != len(widths.sa) or min(radii) <= 0:
+                raise ValueError(f"radii must be {len(widths.sa)} positive distances in metres, got {radii}")
+            widths = replace(widths, sa=tuple(replace(spec, radius=r) for spec, r in zip(widths.sa, radii)))
+        self.radii = tuple(spec.radius for spec in widths.sa)
         self.in_channels = in_channels
         self.width = width
 
@@ -209,8 +249,9 @@ class PointNet2Seg(nn.Module):
             got = None if features is None else tuple(features.shape)
             raise ValueError(f"features must be (B, {self.in_channels}, N) matching xyz, got {got}")
 
+        # Channel-major (C, B, N) inside: every shared MLP is then one matrix product over contiguous rows.
         level_xyz = [xyz.contiguous()]
-        level_features = [features]
+        level_features = [None if features is None else features.permute(1, 0, 2).contiguous()]
         for sa in self.sa:
             new_xyz, new_features = sa(level_xyz[-1], level_features[-1])
             level_xyz.append(new_xyz)
@@ -219,4 +260,53 @@ class PointNet2Seg(nn.Module):
         coarse = level_features[-1]
         for fp, level in zip(self.fp, range(len(self.sa) - 1, -1, -1)):
             coarse = fp(level_xyz[level], level_xyz[level + 1], level_features[level], coarse)
-        return coarse, self.cam_head(coarse)
+        dims, batch, num_points = coarse.shape
+        cam = torch.addmm(self.cam_head.bias[:, None], self.cam_head.weight.flatten(1), coarse.reshape(dims, -1))
+        return coarse.permute(1, 0, 2), cam.view(-1, batch, num_points).permute(1, 0, 2)
+
+    @torch.no_grad()
+    def neighbourhood_sizes(self, xyz: torch.Tensor) -> list[dict]:
+        """Per SA layer, how many distinct points its balls hold on ``xyz (B, N, 3)`` (metres, as ``forward``).
+
+        Returns one dict per layer: ``radius`` (m), ``nsample``, ``centres``, ``mean_distinct`` (distinct
+        neighbours per ball, centre included, at most ``nsample``) and ``share_alone`` (share of balls holding
+        only their centre). A ball with few distinct points makes the layer a per-point MLP.
+        """
+        sizes, level_xyz = [], xyz.contiguous()
+        for sa in self.sa:
+            centre_idx, idx = sa.neighbourhoods(level_xyz)
+            centres = level_xyz.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+            ordered = idx.sort(dim=-1).values
+            distinct = 1 + (ordered[..., 1:] != ordered[..., :-1]).sum(dim=-1)
+            sizes.append({"radius": sa.spec.radius, "nsample": sa.spec.nsample, "centres": int(centres.shape[1]),
+                          "mean_distinct": round(float(distinct.float().mean()), 3),
+                          "share_alone": round(float((distinct == 1).float().mean()), 4)})
+            level_xyz = centres
+        return sizes
+
+
+@torch.no_grad()
+def density_radii(xyz: torch.Tensor, width: str) -> list[float]:
+    """Ball radii (metres) that fit the density of the clouds ``xyz (B, N, 3)``, one per SA layer of ``width``.
+
+    The rule: a ball should hold about as many points of its layer's input as it has slots (``nsample``).
+    Fewer, and the remaining slots repeat the first neighbour, so the layer degenerates towards a per-point MLP;
+    many more, and the slots keep only a part of the ball. So each layer's radius is the median, over its
+    centres, of the distance to the ``nsample``-th nearest point of the layer's input. Farthest point sampling
+    does not depend on the radii, so every layer's input is known before any radius is chosen.
+
+    WyPR's radii (0.2 / 0.4 / 0.8 / 1.2 m for 40,000 points of a ScanNet room) are of this size for its clouds;
+    the embedded default's 4,096 points of a sparser synthetic room need 3-4x larger balls (README, Architecture).
+    """
+    from scipy.spatial import cKDTree
+
+    radii, level = [], xyz.detach().cpu().contiguous()
+    for spec in POINTNET2_WIDTHS[width].sa:
+        centre_idx = farthest_point_sample(level, min(spec.npoint, level.shape[1]))
+        centres = level.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+        k = min(spec.nsample, level.shape[1])
+        kth = [cKDTree(p.numpy()).query(c.numpy(), k=k)[0].reshape(len(c), k)[:, -1]
+               for p, c in zip(level, centres)]
+        radii.append(round(float(np.median(np.concatenate(kth))), 3))
+        level = centres
+    return radii

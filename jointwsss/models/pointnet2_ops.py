@@ -5,24 +5,35 @@ used by WyPR) with batched tensor code that runs on CPU and GPU alike. Every ope
 batch of equally sized point clouds:
 
 - ``xyz`` tensors are ``(B, N, 3)`` float coordinates (metres in this project),
-- feature tensors are channel-first ``(B, C, N)`` floats,
+- feature tensors are channel-major ``(C, B, N)`` floats: the network's internal layout, in which every
+  shared MLP is one matrix product ``(C_out, C_in) @ (C_in, B * N)`` over contiguous rows,
 - index tensors are ``torch.long`` indices into the point dimension.
 
 Only :func:`group_points`, :func:`gather_points` and :func:`three_interpolate` are differentiable
 (with respect to their features); sampling, ball query and nearest-neighbour search return
 indices and distances that callers treat as constants.
 
-Memory: a neighbourhood search between ``S`` centres and ``N`` points needs a ``(B, S, N)``
-distance tensor, about 0.6 GB per sample for S = 2048, N = 40,000. :func:`ball_query` and
-:func:`three_nn` therefore process the centres in chunks; by default a chunk holds at most
-``DEFAULT_PAIR_BUDGET`` centre-point pairs over the whole batch.
+Two implementations of the neighbour searches, picked by device:
+
+- CPU: a k-d tree per cloud (``scipy.spatial.cKDTree``) for :func:`ball_query` and :func:`three_nn`, and
+  farthest point sampling as a NumPy loop. No ``(B, S, N)`` matrix, no autograd bookkeeping: a batch of
+  8 x 4,096 points needs a few milliseconds per search instead of the dense matrix's ~100 ms
+  (``jointwsss bench pointnet``). The neighbours are the dense search's (tests compare them with brute force):
+  the same indices in the same order, except that a point within float rounding (~1e-7 relative) of the
+  radius may fall on the other side, since the tree measures distances in float64.
+- GPU (and CPU with ``CPU_NEIGHBOUR_SEARCH = "dense"``): dense distances between every centre and every
+  point. Memory: a ``(B, S, N)`` distance tensor is about 0.6 GB per sample for S = 2048, N = 40,000, so
+  :func:`ball_query` and :func:`three_nn` process the centres in chunks; by default a chunk holds at most
+  ``DEFAULT_PAIR_BUDGET`` centre-point pairs over the whole batch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from itertools import chain
 
+import numpy as np
 import torch
 
 log = logging.getLogger("jointwsss")
@@ -36,6 +47,13 @@ USE_CUDA_GRAPHS = True
 #: Captured FPS graphs kept, least recently used dropped first: one per (shape, npoint, start, device).
 FPS_GRAPH_CACHE_SIZE = 32
 _fps_graphs: OrderedDict = OrderedDict()
+
+#: Neighbour search for CPU tensors: ``"kdtree"`` (default) or ``"dense"`` (the GPU's algorithm; for comparisons).
+CPU_NEIGHBOUR_SEARCH = "kdtree"
+
+
+def _use_kdtree(points: torch.Tensor) -> bool:
+    return points.device.type == "cpu" and CPU_NEIGHBOUR_SEARCH == "kdtree"
 
 
 def _auto_chunk(batch: int, num_points: int, chunk_size: int | None) -> int:
@@ -109,6 +127,8 @@ def farthest_point_sample(xyz: torch.Tensor, npoint: int, start_idx: int | torch
             return _fps_graph_replay(xyz, npoint, int(start_idx))
         except RuntimeError as err:  # a capture the driver or PyTorch build refuses: run eagerly from now on
             _disable_cuda_graphs(err)
+    if xyz.device.type == "cpu" and CPU_NEIGHBOUR_SEARCH == "kdtree":
+        return _farthest_point_sample_numpy(xyz, npoint, start_idx)
     return _farthest_point_sample_eager(xyz, npoint, start_idx)
 
 
@@ -184,6 +204,34 @@ def _farthest_point_sample_eager(xyz: torch.Tensor, npoint: int, start_idx: int 
     return selected
 
 
+def _farthest_point_sample_numpy(xyz: torch.Tensor, npoint: int, start_idx: int | torch.Tensor = 0) -> torch.Tensor:
+    """:func:`farthest_point_sample` on CPU as a NumPy loop: the same float32 arithmetic in the same order as
+    :func:`_farthest_point_sample_eager`, so the same indices, at 2-3x less per-iteration overhead."""
+    batch, num_points, _ = xyz.shape
+    coords = np.ascontiguousarray(xyz.detach().numpy().transpose(2, 0, 1))  # (3, B, N)
+    if isinstance(start_idx, torch.Tensor):
+        current = start_idx.detach().cpu().numpy().astype(np.int64).reshape(batch)
+    else:
+        current = np.full(batch, int(start_idx), dtype=np.int64)
+    selected = np.empty((batch, npoint), dtype=np.int64)
+    rows = np.arange(batch)
+    min_sq_dist = np.full((batch, num_points), np.inf, dtype=coords.dtype)
+    sq_dist = np.empty_like(min_sq_dist)
+    diff = np.empty_like(min_sq_dist)
+    for k in range(npoint):
+        selected[:, k] = current
+        last = coords[:, rows, current]  # (3, B)
+        np.subtract(coords[0], last[0, :, None], out=sq_dist)
+        np.multiply(sq_dist, sq_dist, out=sq_dist)
+        for axis in (1, 2):
+            np.subtract(coords[axis], last[axis, :, None], out=diff)
+            np.multiply(diff, diff, out=diff)
+            np.add(sq_dist, diff, out=sq_dist)
+        np.minimum(min_sq_dist, sq_dist, out=min_sq_dist)
+        current = min_sq_dist.argmax(axis=1)  # first maximum: ties go to the lowest index, as torch.argmax
+    return torch.from_numpy(selected)
+
+
 @torch.no_grad()
 def ball_query(
     radius: float,
@@ -210,6 +258,8 @@ def ball_query(
         (the CUDA kernel would return index 0, an arbitrary point; the nearest one is the sensible
         neighbourhood of an empty ball).
     """
+    if _use_kdtree(xyz):
+        return _ball_query_kdtree(radius, nsample, xyz, new_xyz)
     batch, num_points, _ = xyz.shape
     num_centres = new_xyz.shape[1]
     step = _auto_chunk(batch, num_points, chunk_size)
@@ -234,23 +284,53 @@ def ball_query(
     return out
 
 
-def gather_points(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Select points: ``features (B, C, N)``, ``idx (B, S)`` long -> ``(B, C, S)``.
+def _ball_query_kdtree(radius: float, nsample: int, xyz: torch.Tensor, new_xyz: torch.Tensor) -> torch.Tensor:
+    """:func:`ball_query` with a k-d tree per cloud (CPU): the same rule, no ``(B, S, N)`` distance matrix."""
+    from scipy.spatial import cKDTree
 
-    Differentiable in ``features``. For coordinates ``(B, N, 3)`` pass ``xyz.transpose(1, 2)``.
+    points = xyz.detach().numpy()
+    centres = new_xyz.detach().numpy()
+    batch, num_centres = centres.shape[:2]
+    out = np.empty((batch, num_centres, nsample), dtype=np.int64)
+    # The tree's ball is closed (distance <= r); the largest float below r makes it the open ball of the rule.
+    open_radius = np.nextafter(float(radius), 0.0)
+    slots = np.arange(nsample)
+    for b in range(batch):
+        tree = cKDTree(points[b])
+        members = tree.query_ball_point(centres[b], open_radius, return_sorted=True)  # index order, per centre
+        counts = np.fromiter(map(len, members), dtype=np.int64, count=num_centres)
+        flat = np.fromiter(chain.from_iterable(members), dtype=np.int64, count=int(counts.sum()))
+        starts = np.cumsum(counts) - counts
+        # slot j holds the j-th member; past the last member, the first one (the reference kernel's padding)
+        take = starts[:, None] + np.where(slots[None, :] < counts[:, None], slots[None, :], 0)
+        empty = counts == 0
+        if empty.any():
+            take[empty] = 0
+            out[b] = flat[take] if len(flat) else 0
+            out[b, empty] = tree.query(centres[b][empty], k=1)[1][:, None]  # an empty ball: the nearest point
+        else:
+            out[b] = flat[take]
+    return torch.from_numpy(out)
+
+
+def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Select points: channel-major ``points (C, B, N)``, ``idx (B, S)`` long -> ``(C, B, S)``.
+
+    Differentiable in ``points``.
     """
-    batch, channels, _ = features.shape
-    return features.gather(2, idx[:, None, :].expand(batch, channels, idx.shape[1]))
+    return group_points(points, idx[:, :, None])[..., 0]
 
 
-def group_points(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Gather neighbourhoods: ``features (B, C, N)``, ``idx (B, S, K)`` long -> ``(B, C, S, K)``.
+def group_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Gather neighbourhoods: channel-major ``points (C, B, N)``, ``idx (B, S, K)`` long -> ``(C, B, S, K)``.
 
-    Differentiable in ``features``.
+    Differentiable in ``points``. One ``index_select`` over the flattened clouds: each channel's values are one
+    contiguous row, so the gather (and its backward, an index-add) streams through memory.
     """
-    batch, num_centres, nsample = idx.shape
-    flat = gather_points(features, idx.reshape(batch, num_centres * nsample))
-    return flat.reshape(batch, features.shape[1], num_centres, nsample)
+    channels, batch, num_points = points.shape
+    offset = torch.arange(batch, device=idx.device).view(batch, 1, 1) * num_points
+    flat = points.reshape(channels, batch * num_points).index_select(1, (idx + offset).reshape(-1))
+    return flat.view(channels, *idx.shape)
 
 
 @torch.no_grad()
@@ -274,6 +354,8 @@ def three_nn(
     num_known = known.shape[1]
     if num_known < 1:
         raise ValueError("three_nn needs at least one known point")
+    if _use_kdtree(known):
+        return _three_nn_kdtree(unknown, known)
     step = _auto_chunk(batch, num_known, chunk_size)
     k = min(3, num_known)
     dists, idxs = [], []
@@ -290,6 +372,24 @@ def three_nn(
     return dist, idx
 
 
+def _three_nn_kdtree(unknown: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`three_nn` with a k-d tree per cloud (CPU)."""
+    from scipy.spatial import cKDTree
+
+    queries, points = unknown.detach().numpy(), known.detach().numpy()
+    k = min(3, points.shape[1])
+    dists, idxs = [], []
+    for b in range(len(points)):
+        d, i = cKDTree(points[b]).query(queries[b], k=k)
+        d, i = d.reshape(len(queries[b]), k), i.reshape(len(queries[b]), k)
+        if k < 3:
+            d = np.concatenate([d, np.repeat(d[:, :1], 3 - k, axis=1)], axis=1)
+            i = np.concatenate([i, np.repeat(i[:, :1], 3 - k, axis=1)], axis=1)
+        dists.append(d)
+        idxs.append(i)
+    return (torch.from_numpy(np.stack(dists)).to(unknown.dtype), torch.from_numpy(np.stack(idxs).astype(np.int64)))
+
+
 def inverse_distance_weights(dist: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Interpolation weights ``(1 / (d + eps))`` normalised to sum 1 over the last dimension.
 
@@ -304,17 +404,18 @@ def three_interpolate(features: torch.Tensor, idx: torch.Tensor, weight: torch.T
     """Weighted sum of three neighbours' features.
 
     Args:
-        features: ``(B, C, m)`` features of the known points.
+        features: channel-major ``(C, B, m)`` features of the known points.
         idx: ``(B, n, 3)`` long neighbour indices into the known points.
         weight: ``(B, n, 3)`` weights (e.g. :func:`inverse_distance_weights`).
 
     Returns:
-        ``(B, C, n)``: ``sum_j weight[b, i, j] * features[b, :, idx[b, i, j]]``. Differentiable in
+        ``(C, B, n)``: ``sum_j weight[b, i, j] * features[:, b, idx[b, i, j]]``. Differentiable in
         ``features`` and ``weight``.
     """
     out = None
-    # One gather per neighbour keeps the peak memory at (B, C, n) instead of (B, C, n, 3).
+    weight = weight.to(features.dtype)
+    # One gather per neighbour: no (C, B, n, 3) tensor and no reduction over a size-3 innermost dimension.
     for j in range(idx.shape[-1]):
-        term = gather_points(features, idx[..., j]) * weight[:, None, :, j]
+        term = gather_points(features, idx[..., j]) * weight[..., j]
         out = term if out is None else out + term
     return out

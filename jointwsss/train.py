@@ -205,7 +205,11 @@ def pick_device(name: str, info_local_rank: int = 0) -> torch.device:
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Shuffles items per epoch with a generator seeded by (seed, epoch); splits them across ranks."""
+    """Shuffles items per epoch with a generator seeded by (seed, epoch); splits them across ranks.
+
+    Yields ``(epoch, item)`` pairs: the datasets draw their augmentation from (seed, epoch, item), and the pair
+    carries the epoch into persistent DataLoader workers, whose copies of the dataset never see ``set_epoch``.
+    """
 
     def __init__(self, num_items: int, seed: int, rank: int = 0, world_size: int = 1, drop_last: bool = True):
         self.num_items, self.seed, self.rank, self.world = num_items, seed, rank, world_size
@@ -219,7 +223,7 @@ class EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_items)
         order = np.resize(order, self.per_rank * self.world)  # pads by wrapping if needed
-        return iter(order[self.rank::self.world].tolist())
+        return iter((self.epoch, i) for i in order[self.rank::self.world].tolist())
 
     def __len__(self) -> int:
         return self.per_rank
@@ -323,7 +327,8 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=tcfg["num_workers"],
         collate_fn=task.collate, drop_last=True, pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        # workers keep their scene arrays across epochs; the epoch reaches them through the sampler's pairs
+        persistent_workers=tcfg["num_workers"] > 0,
     )
     if len(loader) == 0:
         raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(dataset)} training items")

@@ -36,6 +36,59 @@ def test_image_augmentation_moves_uv_with_the_image():
         np.testing.assert_allclose(out[row, col, 1], uv[keep, 1], atol=1.6)
 
 
+def test_image_downscale_pads_and_keeps_every_pair():
+    """A resize below the crop size pads (ImageNet mean colour, label 255) instead of cropping: no pair is lost,
+    and every moved pixel still shows the original one."""
+    rng = np.random.default_rng(0)
+    image = coordinate_image(60, 80)
+    label = np.full((60, 80), 7, dtype=np.uint8)
+    uv = np.stack([rng.uniform(0, 79, 300), rng.uniform(0, 59, 300)], axis=1).astype(np.float32)
+    for seed in range(20):
+        aug = ImageAugment(scale_range=(0.7, 1.0), crop_size=None, hflip=True, color_jitter=0.0)
+        out, uv2, keep, lab = augment_image(image, uv, aug, np.random.default_rng(seed), label=label)
+        assert out.shape == (60, 80, 3) and lab.shape == (60, 80)
+        assert keep.all() and len(uv2) == len(uv)
+        col = np.floor(uv2[:, 0] + 0.5).astype(int)
+        row = np.floor(uv2[:, 1] + 0.5).astype(int)
+        assert (lab[row, col] == 7).all()
+        np.testing.assert_allclose(out[row, col, 0], uv[:, 0], atol=2.1)
+        np.testing.assert_allclose(out[row, col, 1], uv[:, 1], atol=2.1)
+        padded = lab == 255
+        assert padded.any() or seed == 0  # only a scale of exactly 1 fills the frame
+        assert (out[padded] == np.round(np.array([0.485, 0.456, 0.406]) * 255).astype(np.uint8)).all()
+
+
+def test_items_group_a_scenes_views_and_visit_each_view_once_per_epoch(tiny_cache):
+    settings = tiny_settings(tiny_cache)
+    for k in (1, 2, 3, 100):
+        settings["joint"]["views_per_sample"] = k
+        ds = JointDataset(data_config(settings, ["scene0000_00", "scene0001_00"], train=True))
+        for epoch in (0, 1):
+            ds.set_epoch(epoch)
+            seen = [(s["scene"], v["frame"]) for i in range(len(ds)) for s in [ds[i]] for v in s["views"]]
+            expected = [(scene, f) for scene, frames in ds.views_of_scene.items() for f in frames]
+            assert sorted(seen) == sorted(expected)  # every usable view exactly once
+            sizes = [len(ds[i]["views"]) for i in range(len(ds))]
+            assert max(sizes) <= k and len(ds) == sum(-(-len(f) // k) for f in ds.views_of_scene.values())
+
+
+def test_no_image_is_read_or_cropped_without_an_image_network(tiny_cache):
+    settings = tiny_settings(tiny_cache, "cls3d")
+    ds = JointDataset(data_config(settings, ["scene0000_00"], train=True))
+    assert ds.cfg.images is False
+    item = ds[0]
+    assert all("image" not in v for v in item["views"])
+    # every correspondence of the sampled points survives (no crop), up to the N_v cap
+    sc = ds.scene("scene0000_00")
+    rng = np.random.default_rng([settings["seed"], 0, 0])
+    keep = subsample_points(len(sc.xyz), settings["points"]["num"], rng)
+    for view in item["views"]:
+        alive = np.isin(sc.view_pairs(view["frame"])[0], keep).sum()
+        assert len(view["point_idx"]) == min(alive, settings["joint"]["max_points_per_view"])
+    batch = collate_joint([item])
+    assert batch["images"] is None and batch["image_size"] is None
+
+
 def test_point_augmentation_keeps_shape_and_distances():
     rng = np.random.default_rng(1)
     xyz = rng.random((100, 3)).astype(np.float32) * 5

@@ -124,15 +124,18 @@ class ObjectCropDataset(torch.utils.data.Dataset):
         """(20,) int64 number of crops per class."""
         return np.bincount([r.class_index for r in self.regions], minlength=NUM_CLASSES)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it (so persistent workers,
+        which hold their own copy of the dataset, still follow the epoch)."""
         cfg = self.cfg
+        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         r = self.regions[i]
         if r.scene not in self._colors:
             # A scene's kept frames are decoded once per worker process and kept: every frame yields several
             # crops per epoch, and the pretraining scenes' frames are small (~0.5 MB a scene at 160 x 120).
             self._colors[r.scene] = open_store(Path(cfg.cache_dir) / "frames" / f"{r.scene}.zarr", "frames")["color"][...]
         image = self._colors[r.scene][r.frame]
-        rng = np.random.default_rng([cfg.seed, self.epoch, i])
+        rng = np.random.default_rng([cfg.seed, epoch, i])
         lo, hi = cfg.context_range
         context = rng.uniform(lo, hi) if cfg.augment else (lo + hi) / 2
         crop = square_crop(image, r.x, r.y, r.width, r.height, context, cfg.crop_size)

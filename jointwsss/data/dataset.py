@@ -156,17 +156,20 @@ class JointDataset(torch.utils.data.Dataset):
         self._cache.move_to_end(name)
         return self._cache[name]
 
-    def view_group(self, scene: str, group: int) -> list[int]:
-        """Frame indices of ``group`` of ``scene`` this epoch: the scene's views in an order drawn from
+    def view_group(self, scene: str, group: int, epoch: int) -> list[int]:
+        """Frame indices of ``group`` of ``scene`` in ``epoch``: the scene's views in an order drawn from
         (seed, epoch, scene), split into near-equal consecutive groups (they partition the views)."""
         frames = self.views_of_scene[scene]
-        order = np.random.default_rng([self.cfg.seed, self.epoch, self._scene_number[scene]]).permutation(frames)
+        order = np.random.default_rng([self.cfg.seed, epoch, self._scene_number[scene]]).permutation(frames)
         groups = np.array_split(order, -(-len(frames) // self.cfg.views_per_sample))
         return [int(f) for f in groups[group]]
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it (so persistent workers,
+        which hold their own copy of the dataset, still follow the epoch)."""
         cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.epoch, i])
+        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        rng = np.random.default_rng([cfg.seed, epoch, i])
         scene_name, group = self.items[i]
         sc = self.scene(scene_name)
         xyz, rgb = sc.xyz, sc.rgb
@@ -180,7 +183,7 @@ class JointDataset(torch.utils.data.Dataset):
             "features": torch.from_numpy(point_features(xyz_aug, rgb[keep])),
             "scene_labels": torch.from_numpy(sc.scene_labels),
             "scene": scene_name,
-            "views": [self._view(sc, f, new_index, rng) for f in self.view_group(scene_name, group)],
+            "views": [self._view(sc, f, new_index, rng) for f in self.view_group(scene_name, group, epoch)],
         }
         if cfg.point_labels:
             sample["point_labels"] = torch.from_numpy(sc.point_labels()[keep].astype(np.int64))

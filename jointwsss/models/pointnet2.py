@@ -47,7 +47,6 @@ from torch import nn
 from jointwsss.models.pointnet2_ops import (
     ball_query,
     farthest_point_sample,
-    gather_points,
     group_points,
     inverse_distance_weights,
     three_interpolate,
@@ -139,27 +138,25 @@ class SetAbstraction(nn.Module):
         self.out_channels = spec.mlp[-1]
 
     def neighbourhoods(self, xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``xyz (B, N, 3)`` -> centre indices ``(B, S)`` (farthest point sampling) and their ball's
+        """``xyz (B, N, 3)`` -> centres ``(B, S, 3)`` (farthest point sampling) and their balls'
         ``(B, S, nsample)`` neighbour indices into ``xyz``; constants for autograd."""
         npoint = min(self.spec.npoint, xyz.shape[1])
         centre_idx = farthest_point_sample(xyz, npoint)
-        centres = xyz.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
-        return centre_idx, ball_query(self.spec.radius, self.spec.nsample, xyz, centres)
+        centres = xyz.detach().gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+        return centres, ball_query(self.spec.radius, self.spec.nsample, xyz, centres)
 
     def forward(
         self, xyz: torch.Tensor, features: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``xyz (B, N, 3)``, channel-major ``features (C, B, N)`` or None -> ``(centres (B, S, 3), (C', B, S))``."""
-        centre_idx, neighbour_idx = self.neighbourhoods(xyz)
-        xyz_cm = xyz.permute(2, 0, 1)  # (3, B, N)
-        centres_cm = gather_points(xyz_cm, centre_idx)  # (3, B, S)
+        centres, neighbour_idx = self.neighbourhoods(xyz)
         # Relative coordinates in units of the radius, so every layer sees offsets in [-1, 1].
-        grouped = (group_points(xyz_cm, neighbour_idx) - centres_cm[..., None]) / self.spec.radius
+        grouped = (group_points(xyz.permute(2, 0, 1), neighbour_idx) - centres.permute(2, 0, 1)[..., None]) \
+            / self.spec.radius
         if features is not None:
             grouped = torch.cat([grouped, group_points(features, neighbour_idx)], dim=0)
         # max (not amax): its backward routes each gradient through one saved index, 2-3x cheaper on CPU
-        new_features = _apply_shared_mlp(self.mlp, grouped).max(dim=-1).values
-        return centres_cm.permute(1, 2, 0).contiguous(), new_features
+        return centres, _apply_shared_mlp(self.mlp, grouped).max(dim=-1).values
 
 
 class FeaturePropagation(nn.Module):
@@ -275,8 +272,7 @@ class PointNet2Seg(nn.Module):
         """
         sizes, level_xyz = [], xyz.contiguous()
         for sa in self.sa:
-            centre_idx, idx = sa.neighbourhoods(level_xyz)
-            centres = level_xyz.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+            centres, idx = sa.neighbourhoods(level_xyz)
             ordered = idx.sort(dim=-1).values
             distinct = 1 + (ordered[..., 1:] != ordered[..., :-1]).sum(dim=-1)
             sizes.append({"radius": sa.spec.radius, "nsample": sa.spec.nsample, "centres": int(centres.shape[1]),

@@ -52,7 +52,8 @@ _fps_graphs: OrderedDict = OrderedDict()
 # three_interpolate's CSR matrix is a documented, tested use of a feature PyTorch still labels beta.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
-#: Neighbour search for CPU tensors: ``"kdtree"`` (default) or ``"dense"`` (the GPU's algorithm; for comparisons).
+#: Neighbour search and farthest point sampling for CPU tensors: ``"kdtree"`` (default: k-d trees and the NumPy FPS)
+#: or ``"dense"`` (the GPU's algorithms: distance matrices and the torch FPS loop; for comparisons).
 CPU_NEIGHBOUR_SEARCH = "kdtree"
 
 

@@ -626,10 +626,6 @@ def _add_bench(sub) -> None:
     tr.add_argument("--num-workers", type=int, default=1)
     tr.add_argument("--batches", type=int, default=10)
     tr.set_defaults(func=_run_bench_train)
-    w = kinds.add_parser("weights", help="peak RSS of converting a full-size ResNet38 model A1 .params")
-    w.add_argument("--work-dir", type=Path, default=Path("bench/work"), help="where the ~416 MB file is written")
-    w.add_argument("--out", type=Path, default=Path("bench/weights.json"))
-    w.set_defaults(func=_run_bench_weights)
     pn = kinds.add_parser("pointnet", help="PointNet++ operators (both implementations) and training steps, no data needed")
     pn.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     pn.add_argument("--out", type=Path, default=Path("bench/pointnet.json"))
@@ -684,18 +680,6 @@ def _run_bench_train(args) -> int:
     return 0
 
 
-def _run_bench_weights(args) -> int:
-    from jointwsss.bench.weights import bench_weights
-
-    result = bench_weights(args.work_dir)
-    _write_json(args.out, result)
-    log.info("bench weights: converting a %.0f MB model A1 .params peaks at %.0f MB RSS (%.2fx the file; %.0f MB over "
-             "the %.0f MB of the interpreter and its modules) in %.1f s; JSON in %s", result["file_mb"],
-             result["peak_rss_mb"], result["peak_rss_over_file_size"], result["peak_over_baseline_mb"],
-             result["baseline_rss_mb"], result["seconds"], args.out)
-    return 0
-
-
 def _parse_sizes(values: list[str] | None) -> list[tuple[str, int]] | None:
     if values is None:
         return None
@@ -739,25 +723,6 @@ def _run_bench_pointnet(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- weights
-def _add_weights(sub) -> None:
-    p = sub.add_parser("weights", help="ImageNet weights for the image network")
-    kinds = p.add_subparsers(dest="kind", required=True)
-    imp = kinds.add_parser("import", help="convert MXNet's ResNet38 model A1 .params (no mxnet needed) to a "
-                                          "PyTorch state dict with our key names, checked against the full ResNet38")
-    imp.add_argument("src", type=Path, help="ilsvrc-cls_rna-a1_cls1000_ep-0001.params")
-    imp.add_argument("dst", type=Path, help="the .pt to write (atomically)")
-    imp.set_defaults(func=_run_weights_import)
-
-
-def _run_weights_import(args) -> int:
-    from jointwsss.weights import import_mxnet_weights
-
-    summary = import_mxnet_weights(args.src, args.dst)
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jointwsss", description=__doc__.splitlines()[0])
@@ -773,7 +738,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_info(sub)
     _add_bench(sub)
-    _add_weights(sub)
     return parser
 
 

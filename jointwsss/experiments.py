@@ -28,27 +28,15 @@ def uses_image_network(exp: dict) -> bool:
     return bool(image_losses)
 
 
-MXNET_WEIGHTS_SUFFIX = ".params"
-
-
-def imported_weights_path(config: dict) -> Path:
-    """Where the pipeline writes its conversion of ``model.image.weights`` when that names an MXNet ``.params``."""
-    return Path(config["runs_dir"]) / "weights" / (Path(config["model"]["image"]["weights"]).stem + ".pt")
-
-
 def pretrained_image_weights(config: dict) -> str | None:
     """The weights file every experiment's image network starts from, or None (random initialisation).
 
-    ``model.image.weights`` (ImageNet weights, the paper's choice) when given -- for an MXNet ``.params`` file the
-    state dict the rule ``import_image_weights`` converts it to (``runs/weights/<name>.pt``); otherwise, with
+    ``model.image.weights`` (converted ImageNet weights, the paper's choice) when given; otherwise, with
     ``pretrain.image: synthetic``, the image network pretrained on the synthetic pretrain scenes
     (``runs/pretrain_image/model.pt``, our stand-in for ImageNet on a machine without it).
     """
-    weights = config["model"]["image"].get("weights")
-    if weights and str(weights).endswith(MXNET_WEIGHTS_SUFFIX):
-        return str(imported_weights_path(config))
-    if weights:
-        return str(weights)
+    if config["model"]["image"].get("weights"):
+        return str(config["model"]["image"]["weights"])
     if config.get("pretrain", {}).get("image") == "synthetic":
         return str(Path(config["runs_dir"]) / PRETRAIN_EXPERIMENT / "model.pt")
     return None

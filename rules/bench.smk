@@ -66,17 +66,6 @@ rule bench_pointnet:
         " --width {params.width} {params.radii} --out {output} > {log} 2>&1"
 
 
-rule bench_weights:
-    output:
-        "bench/weights.json",
-    log:
-        LOGS / "bench/weights.log",
-    conda:
-        "../envs/jointwsss.yaml"
-    shell:
-        "jointwsss bench weights --work-dir bench/work --out {output} > {log} 2>&1"
-
-
 rule bench:
     localrule: True
     input:
@@ -84,4 +73,3 @@ rule bench:
         "bench/sens_memory.json",
         "bench/train.json",
         "bench/pointnet.json",
-        "bench/weights.json",

@@ -10,8 +10,8 @@ from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
-    MXNET_WEIGHTS_SUFFIX, PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings,
-    imported_weights_path, pretrain_settings, uses_image_network,
+    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, pretrain_settings,
+    uses_image_network,
 )
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 

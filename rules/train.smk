@@ -1,22 +1,6 @@
 # Training: one run folder per experiment, and one for the image network's pretraining where it is
 # pretrained on synthetic scenes (runs/pretrain_image/). Target: train (the configured experiment).
 
-if str(config["model"]["image"].get("weights") or "").endswith(MXNET_WEIGHTS_SUFFIX):
-
-    # ImageNet weights given as MXNet's .params: converted once (reruns only when the file changes).
-    rule import_image_weights:
-        input:
-            config["model"]["image"]["weights"],
-        output:
-            str(imported_weights_path(config)),
-        conda:
-            "../envs/jointwsss.yaml"
-        log:
-            LOGS / "weights/import.log",
-        shell:
-            "jointwsss weights import {input} {output} > {log} 2>&1"
-
-
 rule train_experiment:
     input:
         train_inputs,

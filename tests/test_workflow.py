@@ -173,21 +173,3 @@ def test_tiny_pipeline_trains_evaluates_exports_and_reports(tmp_path):
     snakemake(["--report", str(tmp_path / "report.html"), "--configfile", str(cfg)], tmp_path)
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "curves.png" in html and "metrics.tsv" in html and "val.tsv" in html
-
-
-def test_mxnet_weights_are_converted_once_by_a_rule_the_training_waits_for(tmp_path):
-    """model.image.weights naming a .params: the DAG converts it (rule import_image_weights, its output the .pt
-    that every image experiment starts from), and lint stays clean with the conditional rule."""
-    params = tmp_path / "ilsvrc-cls_rna-a1_cls1000_ep-0001.params"
-    params.write_bytes(b"\0" * 16)  # a dry run only needs the file to exist
-    cfg = write_config(tmp_path)
-    text = yaml.safe_load(cfg.read_text())
-    text["model"] = {"image": {"width": "full", "weights": str(params)}}
-    text["pretrain"]["image"] = "none"
-    cfg.write_text(yaml.safe_dump(text))
-    proc = snakemake(["-n", "train", "--configfile", str(cfg)], tmp_path)
-    jobs = " ".join(proc.stdout.split())
-    assert "import_image_weights 1" in jobs and "train_experiment 1" in jobs, proc.stdout
-    assert "data/tiny/runs/weights/ilsvrc-cls_rna-a1_cls1000_ep-0001.pt" in proc.stdout
-    lint = snakemake(["--lint", "--configfile", str(cfg)], tmp_path, check=False)
-    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr

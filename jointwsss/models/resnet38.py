@@ -42,7 +42,6 @@ may be present or absent. Every other backbone key must be present with the righ
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -335,63 +334,6 @@ def load_imagenet_weights(model: ResNet38, path: str | os.PathLike) -> dict:
         merged[key] = value.to(dtype=current[key].dtype)
     model.load_state_dict(merged, strict=True)
     return {"path": path, "loaded": len(expected), "ignored": ignored}
-
-
-_MXNET_BRANCH = re.compile(r"^(res|bn)(\d)(a|b(\d+))_(branch\w+?)_(weight|gamma|beta|moving_mean|moving_var)$")
-_MXNET_BN7 = re.compile(r"^bn7_(gamma|beta|moving_mean|moving_var)$")
-_MXNET_BN_PARAM = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_var": "running_var"}
-
-
-def psa_key_from_mxnet(name: str) -> str | None:
-    """Our (PSA's) state-dict key of an array of MXNet's model A1, or None for the ImageNet classifier.
-
-    MXNet names, after the ``arg:`` / ``aux:`` prefix: ``conv1a_weight``; ``res<stage>a_<branch>_weight`` (the
-    first block of a stage, ``b<stage>``) and ``res<stage>b<i>_<branch>_weight`` (block ``b<stage>_<i>``) for
-    convolutions; ``bn<stage>a|b<i>_<branch>_{gamma,beta,moving_mean,moving_var}`` for their batch norms
-    (weight, bias, running mean, running variance); ``bn7_*``; ``linear1000_{weight,bias}`` (the classifier,
-    dropped). E.g. ``arg:res4b5_branch2b1_weight`` -> ``b4_5.conv_branch2b1.weight``,
-    ``aux:bn2a_branch2a_moving_var`` -> ``b2.bn_branch2a.running_var`` -- the keys of PSA's converter.
-
-    Raises ValueError for a name outside that scheme.
-    """
-    bare = name.split(":", 1)[1] if name.startswith(("arg:", "aux:")) else name
-    if bare == "conv1a_weight":
-        return "conv1a.weight"
-    if bare.startswith("linear1000_"):
-        return None
-    if match := _MXNET_BN7.match(bare):
-        return f"bn7.{_MXNET_BN_PARAM[match.group(1)]}"
-    match = _MXNET_BRANCH.match(bare)
-    if match is None:
-        raise ValueError(f"{name!r} is not a name of ResNet38 model A1 (conv1a, res/bn<stage><a|b<i>>_branch*, bn7, "
-                         "linear1000)")
-    kind, stage, _, index, branch, param = match.groups()
-    block = f"b{stage}" if index is None else f"b{stage}_{index}"
-    if kind == "res":
-        if param != "weight":
-            raise ValueError(f"{name!r}: a convolution has only a weight")
-        return f"{block}.conv_{branch}.weight"
-    if param == "weight":
-        raise ValueError(f"{name!r}: a batch norm has gamma, beta, moving_mean and moving_var")
-    return f"{block}.bn_{branch}.{_MXNET_BN_PARAM[param]}"
-
-
-def mxnet_name_from_key(key: str) -> str:
-    """The model A1 array name (with MXNet's ``arg:`` / ``aux:`` prefix) of one of our backbone keys: the inverse of
-    :func:`psa_key_from_mxnet` (benchmarks and tests write model A1 files with it)."""
-    if key == "conv1a.weight":
-        return "arg:conv1a_weight"
-    module, param = key.rsplit(".", 1)
-    mx_param = {v: k for k, v in _MXNET_BN_PARAM.items()}
-    if module == "bn7":
-        name = f"bn7_{mx_param[param]}"
-    else:
-        block, layer = module.split(".")
-        stage, _, index = block[1:].partition("_")
-        kind, branch = layer.split("_", 1)
-        unit = f"{stage}a" if not index else f"{stage}b{index}"
-        name = f"res{unit}_{branch}_weight" if kind == "conv" else f"bn{unit}_{branch}_{mx_param[param]}"
-    return ("aux:" if name.endswith(("moving_mean", "moving_var")) else "arg:") + name
 
 
 def warn_no_pretrained() -> None:

@@ -41,7 +41,7 @@ IMAGENET_PARAMS_FILE = "ilsvrc-cls_rna-a1_cls1000_ep-0001.params"
 IMAGENET_PARAMS_MD5 = "ff21f45d6bf03284100dcbec571edfad"
 IMAGENET_PARAMS_SOURCE = "https://github.com/itijyou/ademxapp (README, 'Pre-trained models', ILSVRC Model A1)"
 GOOD_COPY_FIX = (
-    f"download {IMAGENET_PARAMS_FILE} (ILSVRC 'Model A1', ~416 MB, md5 {IMAGENET_PARAMS_MD5}) again from "
+    f"download {IMAGENET_PARAMS_FILE} (ILSVRC 'Model A1', about 416 MiB, md5 {IMAGENET_PARAMS_MD5}) again from "
     f"{IMAGENET_PARAMS_SOURCE}; PSA, SEAM and OC-CSE (as resnet_38d.params) link the same file"
 )
 CLASSIFIER_NAME = "linear1000"

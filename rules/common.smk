@@ -10,8 +10,8 @@ from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
-    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, pretrain_settings,
-    uses_image_network,
+    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, imported_weights_path,
+    pretrain_settings, uses_image_network,
 )
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 
@@ -31,6 +31,8 @@ if config["pretrain"]["image"] == "synthetic" and SOURCE != "synthetic" and not 
           "starts from random weights -- set model.image.weights to converted ImageNet weights (README, 'Pretraining')",
           file=sys.stderr)
 LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
+# The state dict converted from model.image.weights when that is an MXNet .params file (rules/weights.smk), else None.
+IMPORTED_IMAGE_WEIGHTS = imported_weights_path(config)
 
 
 def synth_config():

@@ -220,9 +220,8 @@ def scan_ndarray_list(path: str | os.PathLike) -> list[NDArrayEntry]:
                 _NOT_NDARRAY_FIX,
             )
         count = cur.field("<Q", "the number of arrays")
-        if count > size // 16:  # every array takes more than 16 bytes
-            raise DataFormatError(path, f"impossible number of arrays {count:,} for a {size:,}-byte file",
-                                  _NOT_NDARRAY_FIX)
+        if count > size // 16:  # every array takes more than 16 bytes: a damaged count, or a file cut short
+            raise truncated(path, size, 24 + 16 * count, f"the {count:,} arrays the header announces")
         entries = [_read_entry(cur, index) for index in range(count)]
         num_names = cur.field("<Q", "the number of names")
         if num_names not in (0, count):

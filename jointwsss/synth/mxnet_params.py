@@ -55,7 +55,7 @@ def write_ndarray_list(path: str | os.PathLike, items: Sequence[ArrayItem], vers
         out.write(struct.pack("<QQQ", 0x112, 0, len(items)))
         for name, item in items:
             array = item() if callable(item) else item
-            array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+            array = np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")  # keeps 0-d arrays 0-d
             out.write(ndarray_bytes(array, version, device, bfloat16_bits=name in bfloat16_names))
             array.tofile(out)
             del array

@@ -20,7 +20,7 @@ from jointwsss.imagenet_weights import (
 )
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.mxnet_params import iter_arrays, load_ndarray_list, read_array, scan_ndarray_list
-from jointwsss.synth.mxnet_params import pattern_array, write_ndarray_list
+from jointwsss.synth.mxnet_params import imagenet_model_a1_items, pattern_array, write_ndarray_list
 
 GOOD_COPY = "github.com/itijyou/ademxapp"
 
@@ -264,10 +264,9 @@ def full_params(tmp_path_factory):
     """A full-width 'model A1' file with PSA's names in the genuine file's legacy layout (~437 MB, float32),
     every array its own pattern (``pattern_array(shape, seed=its index)``)."""
     path = tmp_path_factory.mktemp("imagenet") / "ilsvrc-cls_rna-a1_cls1000_ep-0001.params"
-    layout = imagenet_params_layout("full")
-    items = [(name, lambda shape=shape, seed=seed: pattern_array(shape, seed)) for seed, (name, shape) in enumerate(layout)]
+    items = imagenet_model_a1_items("full")
     write_ndarray_list(path, items, version="legacy")
-    yield path, {name: seed for seed, (name, _) in enumerate(layout)}
+    yield path, {name: seed for seed, (name, _) in enumerate(items)}
     path.unlink()
 
 
@@ -336,3 +335,12 @@ def test_width_full_training_starts_from_the_converted_weights(full_params, tmp_
             values = read_array(path, entries[resnet38_key_to_mxnet(key)], file)
             assert torch.equal(state[key], torch.from_numpy(values)), key
     assert state["cam_head.weight"].shape == (20, 4096, 1, 1)  # the head is new, not the ImageNet classifier
+
+
+def test_loading_an_unconverted_params_file_says_how_to_convert_it(tmp_path):
+    from jointwsss.models.resnet38 import ResNet38, load_imagenet_weights
+
+    src = _small_layout_file(tmp_path / "small.params")
+    with pytest.raises(DataFormatError, match=rf"^{src}: cannot be read as a PyTorch state dict: it is an MXNet "
+                                              r"\.params file -- convert it first with `jointwsss weights import"):
+        load_imagenet_weights(ResNet38(width="small"), src)

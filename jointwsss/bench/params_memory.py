@@ -23,15 +23,14 @@ _CHILD_FLAG = "--measure-conversion"
 
 
 def write_synthetic_imagenet_params(path: Path, version: str = "legacy") -> tuple[int, bool]:
-    """Write a full-width "model A1" file at ``path`` (pattern values, see ``pattern_array``) unless one
+    """Write a full-width "model A1" file at ``path`` (``imagenet_model_a1_items``) unless one
     with the same names, shapes, dtype and format is there. Returns ``(file_bytes, reused)``."""
     from jointwsss.imagenet_weights import imagenet_params_layout
     from jointwsss.io.errors import DataFormatError
     from jointwsss.io.mxnet_params import scan_ndarray_list
-    from jointwsss.synth.mxnet_params import pattern_array, write_ndarray_list
+    from jointwsss.synth.mxnet_params import imagenet_model_a1_items, write_ndarray_list
 
     layout = imagenet_params_layout("full")
-    items = [(name, lambda shape=shape, seed=seed: pattern_array(shape, seed)) for seed, (name, shape) in enumerate(layout)]
     if path.exists():
         try:
             entries = scan_ndarray_list(path)
@@ -42,7 +41,7 @@ def write_synthetic_imagenet_params(path: Path, version: str = "legacy") -> tupl
         ]:
             return path.stat().st_size, True
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_ndarray_list(path, items, version=version), False
+    return write_ndarray_list(path, imagenet_model_a1_items("full"), version=version), False
 
 
 def measure_conversion(src: Path, dst: Path) -> dict:

@@ -77,3 +77,12 @@ def pattern_array(shape: tuple[int, ...], seed: int, dtype: str = "float32") -> 
     count = int(np.prod(shape, dtype=np.int64))
     values = (np.arange(count, dtype=np.int64) * 7 + seed) % 1021 - 510
     return (values.astype(np.float32) / np.float32(256.0)).astype(dtype).reshape(shape)
+
+
+def imagenet_model_a1_items(width: str = "full") -> list[ArrayItem]:
+    """A synthetic ImageNet "model A1" checkpoint: PSA's names and ResNet38 shapes of ``width`` (with the
+    1000-way classifier), array i holding ``pattern_array(shape, seed=i)`` as float32, made when written."""
+    from jointwsss.imagenet_weights import imagenet_params_layout
+
+    return [(name, lambda shape=shape, seed=seed: pattern_array(shape, seed))
+            for seed, (name, shape) in enumerate(imagenet_params_layout(width))]

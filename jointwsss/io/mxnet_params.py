@@ -19,8 +19,8 @@ Checkpoints (``mx.model.save_checkpoint``) prefix names with ``arg:`` (parameter
 
 One array starts with a uint32 that tells its format version:
 
-- ``0xF993FACA`` (V3, "np shape" semantics, MXNet >= 1.6 under ``npx.set_np``) and ``0xF993FAC9``
-  (V2, MXNet >= 0.10)::
+- ``0xF993FACA`` (V3, "np shape" semantics, written under ``npx.set_np``) and ``0xF993FAC9``
+  (V2, with the storage type; MXNet since August 2017, commit 0b1363116c "Sparse Tensor")::
 
       uint32  magic
       int32   storage type: 0 dense, 1 row_sparse, 2 csr (-1 undefined)
@@ -33,11 +33,11 @@ One array starts with a uint32 that tells its format version:
               6 int64, 7 bool, 8 int16, 9 uint16, 10 uint32, 11 uint64, 12 bfloat16)
       data    prod(shape) x itemsize bytes, C order
 
-- ``0xF993FAC8`` (V1, int64 shapes, no storage type): magic, shape (int32 ndim + int64 dims),
-  then as V2 from the context on; ndim 0 is the empty array.
-- anything else (legacy, MXNet < 0.10; the ILSVRC "model A1" file of 2017 is of this kind): the uint32
-  is ndim itself, followed by ndim x uint32 dims, then context, dtype flag and data as above;
-  ndim 0 is the empty array.
+- ``0xF993FAC8`` (V1, int64 shapes, no storage type; MXNet from May 2017, commit 05e07287a7): magic,
+  shape (int32 ndim + int64 dims), then as V2 from the context on; ndim 0 is the empty array.
+- anything else (legacy, MXNet before May 2017): the uint32 is ndim itself, followed by ndim x uint32
+  dims, then context, dtype flag and data as above; ndim 0 is the empty array. ademxapp's ILSVRC
+  "model A1" file, whose md5 was published in January 2017, predates V1, so it has this layout.
 
 The context only says where the array lived when it was saved; arrays are always read to the host.
 The reader walks the headers once, seeking past the data, so a file cut short is caught before any

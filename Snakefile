@@ -17,6 +17,7 @@ configfile: Path(workflow.basedir) / "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/weights.smk"
 include: "rules/data.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"

@@ -578,6 +578,28 @@ def _run_export_table(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- weights
+def _add_weights(sub) -> None:
+    p = sub.add_parser("weights", help="initial network weights")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    im = kinds.add_parser("import", help="convert PSA's MXNet ImageNet file (ilsvrc-cls_rna-a1_cls1000_ep-0001.params) "
+                                         "to a ResNet38 state dict, without mxnet")
+    im.add_argument("src", type=Path, help="the MXNet .params file (ademxapp's ILSVRC 'Model A1')")
+    im.add_argument("dst", type=Path, help="the PyTorch state dict to write (.pt), for model.image.weights")
+    im.add_argument("--require-genuine", action="store_true",
+                    help="fail unless the md5 is the genuine file's (by default a mismatch is only reported)")
+    im.set_defaults(func=_run_weights_import)
+
+
+def _run_weights_import(args) -> int:
+    from jointwsss.imagenet_weights import convert_imagenet_params, summary_lines
+
+    summary = convert_imagenet_params(args.src, args.dst, require_genuine=args.require_genuine)
+    for line in summary_lines(summary):
+        log.info("weights import: %s", line)
+    return 0
+
+
 # --------------------------------------------------------------------------- info
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="summarise a raw ScanNet scene folder or a scene's caches")
@@ -614,6 +636,11 @@ def _add_bench(sub) -> None:
     m.add_argument("--target-bytes", type=int, default=1_100_000_000)
     m.add_argument("--num-reads", type=int, default=10)
     m.set_defaults(func=_run_bench_sens_memory)
+    pm = kinds.add_parser("params-memory", help="peak RSS while converting a full-size synthetic MXNet ImageNet file")
+    pm.add_argument("--work-dir", type=Path, default=Path("bench/work"),
+                    help="where the ~437 MB synthetic .params is written (kept for reuse)")
+    pm.add_argument("--out", type=Path, default=Path("bench/params_memory.json"))
+    pm.set_defaults(func=_run_bench_params_memory)
     pre = kinds.add_parser("preprocess", help="frame extraction vs naive readers, correspondences/s, ScanNet estimate")
     pre.add_argument("--work-dir", type=Path, default=Path("bench/work"))
     pre.add_argument("--out", type=Path, default=Path("bench/preprocess.json"))
@@ -650,6 +677,17 @@ def _run_bench_sens_memory(args) -> int:
     result = bench_sens_memory(args.work_dir, target_bytes=args.target_bytes, num_reads=args.num_reads)
     _write_json(args.out, result)
     log.info("bench sens-memory: %s", json.dumps(result))
+    return 0
+
+
+def _run_bench_params_memory(args) -> int:
+    from jointwsss.bench.params_memory import bench_params_memory
+
+    result = bench_params_memory(args.work_dir)
+    _write_json(args.out, result)
+    log.info("bench params-memory: converting a %.1f MB file raised peak RSS by %.1f MB (%.2fx the file) in %.1f s; "
+             "JSON in %s", result["file_bytes"] / 1e6, result["rss_increase_bytes"] / 1e6,
+             result["rss_increase_per_file_byte"], result["seconds"], args.out)
     return 0
 
 
@@ -736,6 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ablation(sub)
     _add_s3dis_table(sub)
     _add_export(sub)
+    _add_weights(sub)
     _add_info(sub)
     _add_bench(sub)
     return parser

@@ -18,6 +18,8 @@ IMAGE_LOSSES = frozenset({"cls2d", "to3d", "to2d"})
 IMAGE_NETWORK_LABELS = "image_network"
 PRETRAIN_EXPERIMENT = "pretrain_image"
 PRETRAIN_SPLIT = "pretrain"
+# model.image.weights naming a file with this suffix is PSA's MXNet ImageNet file, converted by the pipeline.
+MXNET_PARAMS_SUFFIX = ".params"
 
 
 def uses_image_network(exp: dict) -> bool:
@@ -28,15 +30,25 @@ def uses_image_network(exp: dict) -> bool:
     return bool(image_losses)
 
 
+def imported_weights_path(config: dict) -> str | None:
+    """Where the pipeline writes the conversion of ``model.image.weights`` when that names an MXNet
+    ``.params`` file (``<cache_dir>/weights/<stem>.pt``, rule import_imagenet_weights); else None."""
+    weights = config["model"]["image"].get("weights")
+    if not weights or not str(weights).endswith(MXNET_PARAMS_SUFFIX):
+        return None
+    return str(Path(config["cache_dir"]) / "weights" / (Path(weights).stem + ".pt"))
+
+
 def pretrained_image_weights(config: dict) -> str | None:
     """The weights file every experiment's image network starts from, or None (random initialisation).
 
-    ``model.image.weights`` (converted ImageNet weights, the paper's choice) when given; otherwise, with
+    ``model.image.weights`` (ImageNet weights, the paper's choice) when given -- a PyTorch state dict,
+    or the conversion of an MXNet ``.params`` file (:func:`imported_weights_path`); otherwise, with
     ``pretrain.image: synthetic``, the image network pretrained on the synthetic pretrain scenes
     (``runs/pretrain_image/model.pt``, our stand-in for ImageNet on a machine without it).
     """
     if config["model"]["image"].get("weights"):
-        return str(config["model"]["image"]["weights"])
+        return imported_weights_path(config) or str(config["model"]["image"]["weights"])
     if config.get("pretrain", {}).get("image") == "synthetic":
         return str(Path(config["runs_dir"]) / PRETRAIN_EXPERIMENT / "model.pt")
     return None

@@ -23,6 +23,17 @@ rule bench_sens_memory:
         "jointwsss bench sens-memory --work-dir bench/work --out {output} > {log} 2>&1"
 
 
+rule bench_params_memory:
+    output:
+        "bench/params_memory.json",
+    log:
+        LOGS / "bench/params_memory.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench params-memory --work-dir bench/work --out {output} > {log} 2>&1"
+
+
 rule bench_train:
     input:
         CACHE / "index/train.json",
@@ -71,5 +82,6 @@ rule bench:
     input:
         "bench/preprocess.json",
         "bench/sens_memory.json",
+        "bench/params_memory.json",
         "bench/train.json",
         "bench/pointnet.json",

@@ -10,8 +10,8 @@ from jointwsss.config import validate_config
 from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
-    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, pretrain_settings,
-    uses_image_network,
+    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, imported_weights_path,
+    pretrain_settings, uses_image_network,
 )
 from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
 
@@ -28,9 +28,16 @@ PRETRAIN_IMAGE = (config["pretrain"]["image"] == "synthetic" and SOURCE == "synt
 if config["pretrain"]["image"] == "synthetic" and SOURCE != "synthetic" and not config["model"]["image"]["weights"]:
     config["pretrain"]["image"] = "none"
     print(f"config: pretrain.image 'synthetic' needs dataset.source synthetic; with '{SOURCE}' the image network "
-          "starts from random weights -- set model.image.weights to converted ImageNet weights (README, 'Pretraining')",
+          "starts from random weights -- set model.image.weights to PSA's ImageNet file (README, 'ImageNet weights')",
           file=sys.stderr)
 LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
+# The state dict converted from model.image.weights when that is an MXNet .params file (rules/weights.smk), else None.
+IMPORTED_IMAGE_WEIGHTS = imported_weights_path(config)
+if IMPORTED_IMAGE_WEIGHTS and not Path(config["model"]["image"]["weights"]).is_file():
+    from jointwsss.imagenet_weights import GOOD_COPY_FIX
+
+    print(f"config: model.image.weights {config['model']['image']['weights']} not found -- {GOOD_COPY_FIX}",
+          file=sys.stderr)
 
 
 def synth_config():

@@ -58,6 +58,23 @@ def test_dry_run_plans_one_job_per_scene(tmp_path):
     assert "synth_scannet_meta" in out
 
 
+def test_mxnet_imagenet_weights_are_converted_once_before_training(tmp_path):
+    """model.image.weights naming PSA's .params: rule import_imagenet_weights writes the state dict the
+    training run reads (a dry run: the file only has to exist)."""
+    params = tmp_path / "ilsvrc-cls_rna-a1_cls1000_ep-0001.params"
+    params.write_bytes(b"")
+    cfg_path = write_config(tmp_path)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg.setdefault("model", {}).setdefault("image", {}).update(width="full", weights=str(params))
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(["-n", "-p", "train", "--configfile", str(cfg_path)], tmp_path)
+    out = " ".join(proc.stdout.split())
+    assert "import_imagenet_weights 1" in out and "train_experiment 1" in out, out
+    converted = f"{cfg['cache_dir']}/weights/ilsvrc-cls_rna-a1_cls1000_ep-0001.pt"
+    assert f"jointwsss weights import {params} {converted}" in out, out
+    assert converted in out.split("rule train_experiment:", 1)[1].split("output:", 1)[0], out  # its input
+
+
 @pytest.mark.slow
 def test_data_target_writes_the_synthetic_dataset_and_info_reads_it(tmp_path):
     cfg = write_config(tmp_path)

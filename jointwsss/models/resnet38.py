@@ -289,6 +289,10 @@ def load_imagenet_weights(model: ResNet38, path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types (pickle, zip, unsupported global)
+        if path.endswith(".params"):  # torch's message (about weights_only) would mislead here
+            raise DataFormatError(path, "cannot be read as a PyTorch state dict: it is an MXNet .params file",
+                                  "convert it first with `jointwsss weights import SRC.params DST.pt` (the pipeline "
+                                  "does this itself when model.image.weights names it)") from exc
         problem = f"cannot be read as a PyTorch state dict ({type(exc).__name__}: {exc})"
         raise DataFormatError(path, problem) from exc
     if isinstance(state, dict) and isinstance(state.get("models"), dict) and "image" in state["models"]:

@@ -120,6 +120,8 @@ def _add_download(sub) -> None:
     s = kinds.add_parser("scene", parents=[base], help="all files of one scene")
     s.add_argument("--scene", required=True)
     s.add_argument("--test", action="store_true", help="a test scene (no label files exist)")
+    s.add_argument("--transfer", choices=("sampled", "whole"), default="whole",
+                   help="sampled: skip the .sens and label zip (the frames stage reads them with HTTP Range)")
     s.set_defaults(func=_run_download_scene)
     t = kinds.add_parser("tsv", parents=[base], help="scannetv2-labels.combined.tsv")
     t.set_defaults(func=_run_download_tsv)
@@ -129,9 +131,9 @@ def _add_download(sub) -> None:
 
 
 def _run_download_scene(args) -> int:
-    from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES, download_scene
+    from jointwsss.io.download import download_scene, scene_suffixes
 
-    suffixes = TEST_SCENE_SUFFIXES if args.test else SCENE_SUFFIXES
+    suffixes = scene_suffixes(args.test, args.transfer)
     paths = download_scene(args.base_url, args.scene, args.raw_dir, suffixes=suffixes)
     log.info("download: %s: %d files, %.1f MB", args.scene, len(paths),
              sum(p.stat().st_size for p in paths) / 1e6)
@@ -171,6 +173,11 @@ def _add_preprocess(sub) -> None:
     fr.add_argument("--image-size", type=_size, nargs=2, required=True, metavar=("W", "H"))
     fr.add_argument("--min-pixel-fraction", type=float, required=True)
     fr.add_argument("--label-tsv", type=Path, default=None)
+    fr.add_argument("--transfer", choices=("local", "sampled"), default="local",
+                    help="sampled: read the .sens and label zip from the ScanNet server with HTTP Range requests")
+    fr.add_argument("--test", action="store_true", help="with --transfer sampled: a hidden-test scene (no label zip)")
+    fr.add_argument("--base-url", default=os.environ.get("JOINTWSSS_SCANNET_BASE_URL", ""),
+                    help="with --transfer sampled: ScanNet download URL (default: $JOINTWSSS_SCANNET_BASE_URL)")
     fr.set_defaults(func=_run_frames)
     co = kinds.add_parser("corr", help="corr/{scene}.zarr: visible points per view (CSR)")
     co.add_argument("--points", type=Path, required=True)
@@ -231,11 +238,15 @@ def _run_points(args) -> int:
 
 
 def _run_frames(args) -> int:
-    from jointwsss.preprocess.frames import build_frames_store
+    from jointwsss.preprocess.frames import build_frames_store, build_frames_store_sampled
 
     _single_threaded()
-    build_frames_store(args.scene_dir, args.out, skip=args.skip, image_size=tuple(args.image_size),
-                       min_pixel_fraction=args.min_pixel_fraction, label_tsv=args.label_tsv)
+    kw = dict(skip=args.skip, image_size=tuple(args.image_size), min_pixel_fraction=args.min_pixel_fraction,
+              label_tsv=args.label_tsv)
+    if args.transfer == "sampled":
+        build_frames_store_sampled(args.scene_dir, args.out, base_url=args.base_url, with_labels=not args.test, **kw)
+    else:
+        build_frames_store(args.scene_dir, args.out, **kw)
     return 0
 
 

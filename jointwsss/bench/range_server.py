@@ -37,6 +37,7 @@ class RangeServer:
         self.gets = 0
         self.bytes_sent = 0
         self.ranges: list[str | None] = []  # the Range header of every GET, in order
+        self.paths: list[str] = []  # the path of every GET, in order
         self._lock = threading.Lock()
         server = self
 
@@ -63,6 +64,7 @@ class RangeServer:
             self.gets += 1
             nth = self.gets
             self.ranges.append(handler.headers.get("Range"))
+            self.paths.append(handler.path)
         if self.latency_s:
             time.sleep(self.latency_s)
         file = (self.root / handler.path.lstrip("/").split("?")[0]).resolve()

@@ -630,6 +630,15 @@ def _add_bench(sub) -> None:
     pre.add_argument("--out", type=Path, default=Path("bench/preprocess.json"))
     pre.add_argument("--num-frames", type=int, default=2000)
     pre.set_defaults(func=_run_bench_preprocess)
+    tf = kinds.add_parser("transfer", help="scannet.transfer sampled vs whole: bytes and wall time against a local "
+                                           "server with latency and a bandwidth cap; ScanNetV2 estimate")
+    tf.add_argument("--work-dir", type=Path, default=Path("bench/work"))
+    tf.add_argument("--out", type=Path, default=Path("bench/transfer.json"))
+    tf.add_argument("--num-frames", type=int, default=1500)
+    tf.add_argument("--skip", type=int, default=100)
+    tf.add_argument("--latencies-ms", type=float, nargs="+", default=[2.0, 20.0], help="round trip added per request")
+    tf.add_argument("--bandwidth-mb-s", type=float, default=100.0, help="cap per connection, MB/s")
+    tf.set_defaults(func=_run_bench_transfer)
     tr = kinds.add_parser("train", help="samples/s of the DataLoader alone and of full training steps")
     tr.add_argument("--settings", required=True, help="experiment settings JSON (or @file), as `jointwsss train` takes")
     tr.add_argument("--out", type=Path, default=Path("bench/train.json"))
@@ -669,6 +678,23 @@ def _run_bench_preprocess(args) -> int:
              "~%.2f h; JSON in %s", cold["comparison"]["speedup"], cold["comparison"]["peak_rss_ratio"],
              cold["comparison_official"]["speedup"], result["correspondences"]["projections_per_second"] / 1e6,
              est["wall_hours_16_cores"], args.out)
+    return 0
+
+
+def _run_bench_transfer(args) -> int:
+    from jointwsss.bench.transfer import bench_transfer
+
+    result = bench_transfer(args.work_dir, num_frames=args.num_frames, skip=args.skip,
+                            latencies_s=[ms / 1000 for ms in args.latencies_ms],
+                            bandwidth_bytes_per_s=args.bandwidth_mb_s * 1e6)
+    _write_json(args.out, result)
+    for run in result["runs"]:
+        log.info("bench transfer at %.0f ms: sampled %.2f s, %.2f %% of the .sens; whole %.2f s (%.1fx)",
+                 run["latency_s"] * 1000, run["sampled"]["seconds"], 100 * run["sampled"]["share_of_sens"],
+                 run["whole"]["seconds"], run["speedup"])
+    est = result["scannet_estimate"]
+    log.info("bench transfer: ScanNetV2 estimate sampled %.1f h vs whole %.1f h; JSON in %s",
+             est["sampled_hours"], est["whole_hours"], args.out)
     return 0
 
 

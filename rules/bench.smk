@@ -23,6 +23,17 @@ rule bench_sens_memory:
         "jointwsss bench sens-memory --work-dir bench/work --out {output} > {log} 2>&1"
 
 
+rule bench_transfer:
+    output:
+        "bench/transfer.json",
+    log:
+        LOGS / "bench/transfer.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench transfer --work-dir bench/work --out {output} > {log} 2>&1"
+
+
 rule bench_train:
     input:
         CACHE / "index/train.json",
@@ -60,5 +71,6 @@ rule bench:
     input:
         "bench/preprocess.json",
         "bench/sens_memory.json",
+        "bench/transfer.json",
         "bench/train.json",
         "bench/pointnet.json",

@@ -68,6 +68,8 @@ def bench_transfer(work_dir: Path, *, num_frames: int = 1500, skip: int = 100, l
     root = work_dir / "transfer_server"
     served = root / "v1" / "scans" / SCENE / f"{SCENE}.sens"
     served.parent.mkdir(parents=True, exist_ok=True)
+    if served.exists() and not served.samefile(sens):  # a link to another stream (another num_frames)
+        served.unlink()
     if not served.exists():
         os.link(sens, served)
     size = sens.stat().st_size

@@ -221,7 +221,7 @@ def _check_entry_names(path, names: list[str]) -> None:
 
 
 def _open_zip(path) -> zipfile.ZipFile:
-    name = getattr(path, "name", path)
+    name = getattr(path, "name", "<stream>") if hasattr(path, "read") else path  # a Path has .name too
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError as exc:

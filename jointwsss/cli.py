@@ -120,6 +120,8 @@ def _add_download(sub) -> None:
     s = kinds.add_parser("scene", parents=[base], help="all files of one scene")
     s.add_argument("--scene", required=True)
     s.add_argument("--test", action="store_true", help="a test scene (no label files exist)")
+    s.add_argument("--transfer", choices=("sampled", "whole"), default="whole",
+                   help="sampled: skip the .sens and label zip (the frames stage reads them with HTTP Range)")
     s.set_defaults(func=_run_download_scene)
     t = kinds.add_parser("tsv", parents=[base], help="scannetv2-labels.combined.tsv")
     t.set_defaults(func=_run_download_tsv)
@@ -129,9 +131,9 @@ def _add_download(sub) -> None:
 
 
 def _run_download_scene(args) -> int:
-    from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES, download_scene
+    from jointwsss.io.download import download_scene, scene_suffixes
 
-    suffixes = TEST_SCENE_SUFFIXES if args.test else SCENE_SUFFIXES
+    suffixes = scene_suffixes(args.test, args.transfer)
     paths = download_scene(args.base_url, args.scene, args.raw_dir, suffixes=suffixes)
     log.info("download: %s: %d files, %.1f MB", args.scene, len(paths),
              sum(p.stat().st_size for p in paths) / 1e6)
@@ -171,6 +173,11 @@ def _add_preprocess(sub) -> None:
     fr.add_argument("--image-size", type=_size, nargs=2, required=True, metavar=("W", "H"))
     fr.add_argument("--min-pixel-fraction", type=float, required=True)
     fr.add_argument("--label-tsv", type=Path, default=None)
+    fr.add_argument("--transfer", choices=("local", "sampled"), default="local",
+                    help="sampled: read the .sens and label zip from the ScanNet server with HTTP Range requests")
+    fr.add_argument("--test", action="store_true", help="with --transfer sampled: a hidden-test scene (no label zip)")
+    fr.add_argument("--base-url", default=os.environ.get("JOINTWSSS_SCANNET_BASE_URL", ""),
+                    help="with --transfer sampled: ScanNet download URL (default: $JOINTWSSS_SCANNET_BASE_URL)")
     fr.set_defaults(func=_run_frames)
     co = kinds.add_parser("corr", help="corr/{scene}.zarr: visible points per view (CSR)")
     co.add_argument("--points", type=Path, required=True)
@@ -231,11 +238,15 @@ def _run_points(args) -> int:
 
 
 def _run_frames(args) -> int:
-    from jointwsss.preprocess.frames import build_frames_store
+    from jointwsss.preprocess.frames import build_frames_store, build_frames_store_sampled
 
     _single_threaded()
-    build_frames_store(args.scene_dir, args.out, skip=args.skip, image_size=tuple(args.image_size),
-                       min_pixel_fraction=args.min_pixel_fraction, label_tsv=args.label_tsv)
+    kw = dict(skip=args.skip, image_size=tuple(args.image_size), min_pixel_fraction=args.min_pixel_fraction,
+              label_tsv=args.label_tsv)
+    if args.transfer == "sampled":
+        build_frames_store_sampled(args.scene_dir, args.out, base_url=args.base_url, with_labels=not args.test, **kw)
+    else:
+        build_frames_store(args.scene_dir, args.out, **kw)
     return 0
 
 
@@ -646,6 +657,15 @@ def _add_bench(sub) -> None:
     pre.add_argument("--out", type=Path, default=Path("bench/preprocess.json"))
     pre.add_argument("--num-frames", type=int, default=2000)
     pre.set_defaults(func=_run_bench_preprocess)
+    tf = kinds.add_parser("transfer", help="scannet.transfer sampled vs whole: bytes and wall time against a local "
+                                           "server with latency and a bandwidth cap; ScanNetV2 estimate")
+    tf.add_argument("--work-dir", type=Path, default=Path("bench/work"))
+    tf.add_argument("--out", type=Path, default=Path("bench/transfer.json"))
+    tf.add_argument("--num-frames", type=int, default=1500)
+    tf.add_argument("--skip", type=int, default=100)
+    tf.add_argument("--latencies-ms", type=float, nargs="+", default=[2.0, 20.0], help="round trip added per request")
+    tf.add_argument("--bandwidth-mb-s", type=float, default=100.0, help="cap per connection, MB/s")
+    tf.set_defaults(func=_run_bench_transfer)
     tr = kinds.add_parser("train", help="samples/s of the DataLoader alone and of full training steps")
     tr.add_argument("--settings", required=True, help="experiment settings JSON (or @file), as `jointwsss train` takes")
     tr.add_argument("--out", type=Path, default=Path("bench/train.json"))
@@ -703,6 +723,23 @@ def _run_bench_preprocess(args) -> int:
              "~%.2f h; JSON in %s", cold["comparison"]["speedup"], cold["comparison"]["peak_rss_ratio"],
              cold["comparison_official"]["speedup"], result["correspondences"]["projections_per_second"] / 1e6,
              est["wall_hours_16_cores"], args.out)
+    return 0
+
+
+def _run_bench_transfer(args) -> int:
+    from jointwsss.bench.transfer import bench_transfer
+
+    result = bench_transfer(args.work_dir, num_frames=args.num_frames, skip=args.skip,
+                            latencies_s=[ms / 1000 for ms in args.latencies_ms],
+                            bandwidth_bytes_per_s=args.bandwidth_mb_s * 1e6)
+    _write_json(args.out, result)
+    for run in result["runs"]:
+        log.info("bench transfer at %.0f ms: sampled %.2f s, %.2f %% of the .sens; whole %.2f s (%.1fx)",
+                 run["latency_s"] * 1000, run["sampled"]["seconds"], 100 * run["sampled"]["share_of_sens"],
+                 run["whole"]["seconds"], run["speedup"])
+    est = result["scannet_estimate"]
+    log.info("bench transfer: ScanNetV2 estimate sampled %.1f h vs whole %.1f h; JSON in %s",
+             est["sampled_hours"], est["whole_hours"], args.out)
     return 0
 
 

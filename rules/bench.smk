@@ -34,6 +34,17 @@ rule bench_params_memory:
         "jointwsss bench params-memory --work-dir bench/work --out {output} > {log} 2>&1"
 
 
+rule bench_transfer:
+    output:
+        "bench/transfer.json",
+    log:
+        LOGS / "bench/transfer.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench transfer --work-dir bench/work --out {output} > {log} 2>&1"
+
+
 rule bench_train:
     input:
         CACHE / "index/train.json",
@@ -83,5 +94,6 @@ rule bench:
         "bench/preprocess.json",
         "bench/sens_memory.json",
         "bench/params_memory.json",
+        "bench/transfer.json",
         "bench/train.json",
         "bench/pointnet.json",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jointwsss.ablation import TABLE2_ROWS
 from jointwsss.config import validate_config
-from jointwsss.io.download import SCENE_SUFFIXES, TEST_SCENE_SUFFIXES
+from jointwsss.io.download import scene_suffixes
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
     PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, imported_weights_path,
@@ -75,10 +75,23 @@ ALL_SCENES = sorted({s for scenes in SCENES.values() for s in scenes})
 TEST_SCENES = set(SCENES.get("test", []))
 
 
+# scannet.transfer sampled: the frames stage reads .sens and label zip from the server (HTTP Range); only
+# the small files are downloaded. dataset.keep_raw false: downloaded files are temp().
+SAMPLED = SOURCE == "download" and config["scannet"]["transfer"] == "sampled"
+KEEP_RAW = SOURCE != "download" or config["dataset"]["keep_raw"]
+
+
 def scene_files(scene):
-    """Raw files of one scene in the official layout (test scenes carry no label files)."""
-    suffixes = TEST_SCENE_SUFFIXES if scene in TEST_SCENES else SCENE_SUFFIXES
+    """Raw files of one scene on disk in the official layout (test scenes carry no label files)."""
+    suffixes = scene_suffixes(scene in TEST_SCENES, "sampled" if SAMPLED else "whole")
     return [str(RAW_DIR / "scans" / scene / f"{scene}{suffix}") for suffix in suffixes]
+
+
+def downloaded(test):
+    """Output patterns of a scene's download job: what scene_files lists, temp() unless dataset.keep_raw."""
+    suffixes = scene_suffixes(test, "sampled" if SAMPLED else "whole")
+    paths = [str(RAW_DIR / f"scans/{{scene}}/{{scene}}{suffix}") for suffix in suffixes]
+    return paths if KEEP_RAW else [temp(p) for p in paths]
 
 
 def split_list(split):
@@ -143,6 +156,13 @@ def scene_dir(wildcards):
     return str(RAW_DIR / "scans" / wildcards.scene)
 
 
+def frames_transfer_args(wildcards):
+    """Extra `jointwsss preprocess frames` flags: read from the server under scannet.transfer sampled."""
+    if not SAMPLED:
+        return ""
+    return "--transfer sampled" + (" --test" if wildcards.scene in TEST_SCENES else "")
+
+
 def points_inputs(wildcards):
     s = wildcards.scene
     files = [RAW_DIR / f"scans/{s}/{s}_vh_clean_2.ply"]
@@ -153,6 +173,8 @@ def points_inputs(wildcards):
 
 def frames_inputs(wildcards):
     s = wildcards.scene
+    if SAMPLED:  # the frames stage reads .sens and label zip from the server
+        return [str(LABEL_TSV)]
     files = [RAW_DIR / f"scans/{s}/{s}.sens", LABEL_TSV]
     if s not in TEST_SCENES:
         files.append(RAW_DIR / f"scans/{s}/{s}_2d-label-filt.zip")

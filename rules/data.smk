@@ -79,35 +79,39 @@ elif SOURCE == "download":
 
     rule download_scene:
         output:
-            [RAW_DIR / f"scans/{{scene}}/{{scene}}{suffix}" for suffix in SCENE_SUFFIXES],
+            downloaded(test=False),
         wildcard_constraints:
             scene="|".join(s for s in ALL_SCENES if s not in TEST_SCENES) or "__none__",
         resources:
             downloads=1,
         params:
             raw_dir=RAW_DIR,
+            transfer=config["scannet"]["transfer"],
         conda:
             "../envs/jointwsss.yaml"
         log:
             LOGS / "download/{scene}.log",
         shell:
-            "jointwsss download scene --raw-dir {params.raw_dir} --scene {wildcards.scene} > {log} 2>&1"
+            "jointwsss download scene --raw-dir {params.raw_dir} --scene {wildcards.scene}"
+            " --transfer {params.transfer} > {log} 2>&1"
 
     rule download_test_scene:
         output:
-            [RAW_DIR / f"scans/{{scene}}/{{scene}}{suffix}" for suffix in TEST_SCENE_SUFFIXES],
+            downloaded(test=True),
         wildcard_constraints:
             scene="|".join(sorted(TEST_SCENES)) or "__none__",
         resources:
             downloads=1,
         params:
             raw_dir=RAW_DIR,
+            transfer=config["scannet"]["transfer"],
         conda:
             "../envs/jointwsss.yaml"
         log:
             LOGS / "download/{scene}.log",
         shell:
-            "jointwsss download scene --test --raw-dir {params.raw_dir} --scene {wildcards.scene} > {log} 2>&1"
+            "jointwsss download scene --test --raw-dir {params.raw_dir} --scene {wildcards.scene}"
+            " --transfer {params.transfer} > {log} 2>&1"
 
 
 rule data:

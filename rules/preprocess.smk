@@ -30,6 +30,9 @@ rule frames:
         skip=config["frames"]["skip"],
         image_size=config["frames"]["image_size"],
         min_pixel_fraction=config["labels"]["min_pixel_fraction"],
+        transfer=frames_transfer_args,
+    resources:
+        downloads=1 if SAMPLED else 0,
     conda:
         "../envs/jointwsss.yaml"
     log:
@@ -37,7 +40,8 @@ rule frames:
     shell:
         "jointwsss preprocess frames --scene-dir {params.scene_dir} --out {output} --skip {params.skip}"
         " --image-size {params.image_size[0]} {params.image_size[1]}"
-        " --min-pixel-fraction {params.min_pixel_fraction} --label-tsv {params.label_tsv} > {log} 2>&1"
+        " --min-pixel-fraction {params.min_pixel_fraction} --label-tsv {params.label_tsv} {params.transfer}"
+        " > {log} 2>&1"
 
 
 rule correspondences:

@@ -53,6 +53,20 @@ SCENE_SUFFIXES: tuple[str, ...] = (".sens", ".txt", "_vh_clean_2.ply", "_vh_clea
 #: Per-scene files of a hidden-test scene that this pipeline reads (the release has no labels for them).
 TEST_SCENE_SUFFIXES: tuple[str, ...] = (".sens", ".txt", "_vh_clean_2.ply")
 
+#: Files that ``scannet.transfer: sampled`` reads with HTTP Range requests in the frames stage
+#: (:mod:`jointwsss.io.ranged`) instead of downloading them whole.
+RANGED_SUFFIXES: tuple[str, ...] = (".sens", "_2d-label-filt.zip")
+TRANSFERS = ("sampled", "whole")
+
+
+def scene_suffixes(test: bool, transfer: str = "whole") -> tuple[str, ...]:
+    """Suffixes of the files downloaded whole for a scene: all it needs, less the ranged ones for ``sampled``."""
+    if transfer not in TRANSFERS:
+        raise ValueError(f"scannet.transfer must be one of {TRANSFERS}, got {transfer!r}")
+    suffixes = TEST_SCENE_SUFFIXES if test else SCENE_SUFFIXES
+    return tuple(s for s in suffixes if transfer == "whole" or s not in RANGED_SUFFIXES)
+
+
 #: Every per-scene suffix the official release offers for train/val scenes.
 RELEASE_SCENE_SUFFIXES: tuple[str, ...] = (
     ".aggregation.json", ".sens", ".txt", "_vh_clean.ply", "_vh_clean_2.0.010000.segs.json",

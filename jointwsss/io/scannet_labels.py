@@ -13,7 +13,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 import cv2
 import numpy as np
@@ -221,14 +221,15 @@ def _check_entry_names(path, names: list[str]) -> None:
 
 
 def _open_zip(path) -> zipfile.ZipFile:
+    name = getattr(path, "name", "<stream>") if hasattr(path, "read") else path  # a Path has .name too
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError as exc:
-        raise DataFormatError(path, "file does not exist", "check the path and the download") from exc
+        raise DataFormatError(name, "file does not exist", "check the path and the download") from exc
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DataFormatError(path, f"is not a readable zip archive ({exc})", "re-download it") from exc
+        raise DataFormatError(name, f"is not a readable zip archive ({exc})", "re-download it") from exc
     try:
-        _check_entry_names(path, archive.namelist())
+        _check_entry_names(name, archive.namelist())
     except DataFormatError:
         archive.close()
         raise
@@ -243,9 +244,11 @@ class LabelZip:
     (for example the folder entry ``label-filt/``) are ignored.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._zip = _open_zip(self.path)
+    def __init__(self, path: str | os.PathLike | BinaryIO):
+        # ``path`` may be an open seekable binary file (e.g. jointwsss.io.ranged.RangeFile over HTTP):
+        # zipfile then reads only the central directory and the entries asked for.
+        self.path = Path(path) if not hasattr(path, "read") else getattr(path, "name", "<stream>")
+        self._zip = _open_zip(path if hasattr(path, "read") else self.path)
         self._entries: dict[int, str] = {}
         for name in self._zip.namelist():
             match = _FRAME_ENTRY.fullmatch(name)

@@ -327,16 +327,22 @@ class SensReader:
     Every bad-input problem raises :class:`DataFormatError` naming the file (and the frame).
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        # Unbuffered: every read is exactly what we ask for, never a read-ahead into payloads.
-        self._file = open(self.path, "rb", buffering=0)
+    def __init__(self, path: str | os.PathLike | BinaryIO):
+        if hasattr(path, "read"):
+            # An open seekable binary file (e.g. jointwsss.io.ranged.RangeFile over HTTP); the caller closes it.
+            self.path = getattr(path, "name", "<stream>")
+            self._file, self._owns_file = path, False
+        else:
+            self.path = Path(path)
+            # Unbuffered: every read is exactly what we ask for, never a read-ahead into payloads.
+            self._file, self._owns_file = open(self.path, "rb", buffering=0), True
         try:
-            self._file_bytes = os.fstat(self._file.fileno()).st_size
+            self._file_bytes = self._file.seek(0, os.SEEK_END)
+            self._file.seek(0)
             self.header = self._read_header()
             self.frames: list[SensFrameInfo] = self._index_frames()
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
     # -- parsing ---------------------------------------------------------------------------
@@ -516,7 +522,8 @@ class SensReader:
         return range(len(self.frames))[i]
 
     def close(self) -> None:
-        self._file.close()
+        if self._owns_file:
+            self._file.close()
 
     def __enter__(self) -> SensReader:
         return self

@@ -36,6 +36,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -162,10 +163,15 @@ def build_frames_store(
     image_size: tuple[int, int],
     min_pixel_fraction: float,
     label_tsv: Path | None = None,
+    sens_file: BinaryIO | None = None,
+    label_zip_file: BinaryIO | None = None,
 ) -> dict:
     """Write ``frames/{scene}.zarr`` at ``out_path`` from the raw scene folder ``scene_dir``; returns a summary.
 
-    ``image_size`` is (width, height) in pixels of the stored colour and label images. The summary
+    ``image_size`` is (width, height) in pixels of the stored colour and label images. ``sens_file``
+    (with ``label_zip_file``, None for a scene without labels) replaces the scene folder's ``.sens`` and
+    label zip by open seekable binary files, e.g. :class:`jointwsss.io.ranged.RangeFile` reading them
+    from the ScanNet server (``scannet.transfer: sampled``); the caller closes them. The summary
     holds the store's attrs plus ``path`` and ``seconds``. Raises DataFormatError (naming the file
     and, where relevant, the frame) for bad input; see the module docstring for the counted skips.
     """
@@ -175,9 +181,17 @@ def build_frames_store(
     skip, (out_width, out_height) = _check_arguments(skip, image_size, min_pixel_fraction)
     sens_path = scene_dir / f"{scene}.sens"
     zip_path = scene_dir / f"{scene}_2d-label-filt.zip"
-    if not sens_path.is_file():
+    if sens_file is not None:
+        sens_path, zip_path = sens_file, label_zip_file
+        has_labels = label_zip_file is not None
+    elif not sens_path.is_file():
         raise DataFormatError(sens_path, "file does not exist", "download or synthesize the scene first")
-    has_labels = zip_path.is_file()
+    else:
+        has_labels = zip_path.is_file()
+    # names for messages and attrs: the local path, or the URL of a remote file
+    sens_name = str(getattr(sens_path, "name", "")) if sens_file is not None else sens_path.name
+    zip_name = str(getattr(zip_path, "name", "")) if sens_file is not None else str(zip_path)
+    sens_source = sens_name if sens_file is not None else str(sens_path)
     tsv_path = resolve_label_tsv(scene_dir, label_tsv) if has_labels else None
     raw_to_class = raw_to_class_lut(tsv_path) if has_labels else None
 
@@ -194,8 +208,8 @@ def build_frames_store(
             missing = sorted(set(kept_ids.tolist()) - set(labels.frame_ids()))
             if missing:
                 raise DataFormatError(
-                    zip_path,
-                    f"has no label image for frame {missing[0]} of {sens_path.name} (entry "
+                    zip_name,
+                    f"has no label image for frame {missing[0]} of {sens_name} (entry "
                     f"{LABEL_FOLDER}/{missing[0]}.png; {len(missing)} of the {num_kept} kept frames lack one: "
                     f"{missing[:10]})",
                     "the label zip and the .sens must come from the same scene; re-download both",
@@ -203,7 +217,7 @@ def build_frames_store(
 
         color_size = (header.color_width, header.color_height)
         reduce = color_decode_reduce(header, (out_width, out_height))
-        sources = [str(sens_path)] + ([str(zip_path), str(tsv_path)] if has_labels else [])
+        sources = [sens_source] + ([zip_name, str(tsv_path)] if has_labels else [])
         attrs = {
             "scene": scene,
             "frames_in_stream": frames_in_stream,
@@ -264,3 +278,35 @@ def build_frames_store(
             "the index marks the scene unusable for training", scene, len(sampled_ids),
         )
     return {**attrs, "path": str(out_path), "seconds": seconds}
+
+
+def build_frames_store_sampled(scene_dir: Path, out_path: Path, *, base_url: str, with_labels: bool, **kw) -> dict:
+    """:func:`build_frames_store` reading the scene's ``.sens`` and label zip from the ScanNet server.
+
+    ``scannet.transfer: sampled``: both files are read through HTTP Range requests
+    (:class:`jointwsss.io.ranged.RangeFile`), so only the header, the frame headers, the sampled
+    payloads and the sampled label PNGs travel; what was fetched stays in ``<scene_dir>/<file>.ranges/``
+    so a rerun (another ``skip``) fetches only payloads not seen before. ``with_labels``: False for a
+    hidden-test scene (no label zip on the server). ``kw`` goes to :func:`build_frames_store`. One
+    summary line per file (requests, bytes fetched vs file size, seconds) is logged; the returned
+    summary carries them under ``transfer``.
+    """
+    from jointwsss.io.download import scene_file_url
+    from jointwsss.io.ranged import RangeFile, range_cache_dir
+
+    scene_dir = Path(scene_dir)
+    scene = scene_dir.name
+    suffixes = [".sens"] + (["_2d-label-filt.zip"] if with_labels else [])
+    with contextlib.ExitStack() as stack:
+        remote = [stack.enter_context(RangeFile(scene_file_url(base_url, scene, suffix),
+                                                cache_dir=range_cache_dir(scene_dir, f"{scene}{suffix}")))
+                  for suffix in suffixes]
+        try:
+            summary = build_frames_store(scene_dir, out_path, sens_file=remote[0],
+                                         label_zip_file=remote[1] if with_labels else None, **kw)
+        finally:
+            for file in remote:
+                logger.info("transfer %s", file.summary())
+        summary["transfer"] = [{"url": f.name, "requests": f.requests, "bytes_fetched": f.bytes_fetched,
+                                "file_bytes": f.size, "seconds": round(f.seconds, 3)} for f in remote]
+    return summary

@@ -295,12 +295,12 @@ def write_viewers(pred_h5: Path, cache_dir: Path, scans_dir: Path, out_dir: Path
 
 _CSS = """
 body{font-family:sans-serif;margin:8px;color:#222}
-#main{display:flex;gap:8px}#left{width:calc(100vw - 330px);min-width:400px}#plot{width:100%;height:70vh}
+#main{display:flex;gap:8px}#left{width:calc(100vw - 330px);min-width:400px}#plot{width:100%;height:62vh}
 #side{width:300px;font-size:12px}#controls{margin:4px 0}
 #controls button{margin-right:2px}#controls button.on{background:#345;color:#fff}
 table.iou{border-collapse:collapse;font-size:12px}table.iou td,table.iou th{border:1px solid #ccc;padding:1px 5px}
 .sw{display:inline-block;width:14px;height:10px;margin-right:4px;border:1px solid #888}
-#legend div{white-space:nowrap}#panel img{width:100%;max-width:1000px;image-rendering:pixelated}
+#legend div{white-space:nowrap}#panel img{width:100%;max-width:800px;image-rendering:pixelated}
 """
 
 _SCENE_BODY = """
@@ -385,8 +385,10 @@ function showFrame(k){
   window.viewerFrame=c.frame_id;
 }
 async function main(){
+  const t0=performance.now();
   const js=new TextDecoder().decode(await inflate(document.getElementById('plotly-z').textContent));
   const s=document.createElement('script');s.textContent=js;document.head.appendChild(s);
+  const t1=performance.now();
   const q=new Uint16Array(await inflate(D.xyz));F=new Uint32Array(await inflate(D.faces));
   A.gt=new Uint8Array(await inflate(D.gt));A.pred=new Uint8Array(await inflate(D.pred));
   A.score=new Uint8Array(await inflate(D.score));
@@ -408,7 +410,11 @@ async function main(){
   const layout={margin:{l:0,r:0,t:0,b:0},showlegend:false,paper_bgcolor:'#fff',
     scene:{aspectmode:'data',xaxis:{visible:false},yaxis:{visible:false},zaxis:{visible:false},
       camera:{eye:{x:0.7,y:-1.1,z:1.5},up:{x:0,y:0,z:1}}}};
+  const t2=performance.now();
   await Plotly.newPlot('plot',[mesh,lines,cams],layout,{displaylogo:false,responsive:true});
+  // milliseconds since navigation start / spent loading plotly.js / decoding the scene / drawing it
+  window.viewerTimings={ready_ms:Math.round(performance.now()),plotly_ms:Math.round(t1-t0),
+    data_ms:Math.round(t2-t1),plot_ms:Math.round(performance.now()-t2)};
   document.getElementById('plot').on('plotly_click',ev=>{const p=ev.points[0];if(p&&p.curveNumber===2)showFrame(p.pointNumber);});
   document.querySelectorAll('#controls button').forEach(b=>b.addEventListener('click',()=>window.setColoring(b.dataset.mode)));
   sel.addEventListener('change',()=>window.setColoring('cam',+sel.value));

@@ -186,6 +186,11 @@ def test_viewer_in_headless_chromium(tiny_cache, viewer, tmp_path):
         colours = browser.evaluate("JSON.stringify(window.viewerColors('pred', 0))")
         rgb = np.array([list(map(int, c[4:-1].split(","))) for c in json.loads(colours)])
         np.testing.assert_array_equal(rgb, palette()[labels[scene]])
+        gt = open_store(tiny_cache / "points" / f"{scene}.zarr", "points")["label"][...]
+        colours = browser.evaluate("JSON.stringify(window.viewerColors('error', 0))")
+        rgb = np.array([list(map(int, c[4:-1].split(","))) for c in json.loads(colours)])
+        np.testing.assert_array_equal(rgb, np.array(ERROR_COLORS)[error_codes(gt, labels[scene])])
+        assert (error_codes(gt, labels[scene]) == ERROR_WRONG).mean() > 0.1   # every 5th and 11th is corrupted
 
         gt_pixels = _plot_pixels(browser)
         (tmp_path / "viewer_gt.png").write_bytes(browser.screenshot())

@@ -517,6 +517,16 @@ def _add_export(sub) -> None:
     source.add_argument("--diagnose", type=Path, help="runs/<exp>/diagnose/<split>.json: coverage, teacher, 3D")
     t.add_argument("--out", type=Path, required=True)
     t.set_defaults(func=_run_export_table)
+    v = k.add_parser("viewer", help="<out>/<scene>.html + index.html: offline interactive 3D viewers of a split's scenes")
+    v.add_argument("--predictions", type=Path, required=True, help="runs/<exp>/eval/predictions/<split>.h5")
+    v.add_argument("--cache-dir", type=Path, required=True)
+    v.add_argument("--scans-dir", type=Path, required=True, help="the raw scans/ folder (meshes)")
+    v.add_argument("--out", type=Path, required=True)
+    v.add_argument("--model", type=Path, default=None,
+                   help="runs/<exp>/model.pt: adds the image network's max class score as the frames' 2D CAM column")
+    v.add_argument("--max-vertices", type=int, default=None, help="decimate larger meshes (vertex clustering)")
+    v.add_argument("--max-frames", type=int, default=None, help="cameras drawn per scene, evenly spread")
+    v.set_defaults(func=_run_export_viewer)
 
 
 def _run_export_submission(args) -> int:
@@ -544,23 +554,42 @@ def _run_export_ply(args) -> int:
     return 0
 
 
+def _confidence_cam(model: Path | None):
+    """The overlays' CAM column: the image network's max class score per pixel (eq. 6's W), or None."""
+    if model is None:
+        return None
+    import torch
+
+    from jointwsss.evaluate import load_networks, predict_image
+
+    device = torch.device("cpu")
+    _, image_net, _ = load_networks(model, device)
+    if image_net is None:
+        return None
+
+    def cam(scene, frame_id, color):
+        return predict_image(image_net, color, (color.shape[1], color.shape[0]), device).max(axis=0)
+    return cam
+
+
 def _run_export_overlays(args) -> int:
     from jointwsss.export.overlays import write_overlays
 
-    cam = None
-    if args.model is not None:
-        import torch
-
-        from jointwsss.evaluate import load_networks, predict_image
-
-        device = torch.device("cpu")
-        _, image_net, _ = load_networks(args.model, device)
-        if image_net is not None:
-            def cam(scene, frame_id, color):
-                return predict_image(image_net, color, (color.shape[1], color.shape[0]), device).max(axis=0)
+    cam = _confidence_cam(args.model)
     paths = write_overlays(args.predictions, args.cache_dir, args.out, max_frames_per_scene=args.max_frames_per_scene,
                            cam=cam)
     log.info("export overlays: %d PNGs in %s", len(paths), args.out)
+    return 0
+
+
+def _run_export_viewer(args) -> int:
+    from jointwsss.export.viewer import MAX_FRAMES, MAX_VERTICES, write_viewers
+
+    _single_threaded()
+    paths = write_viewers(args.predictions, args.cache_dir, args.scans_dir, args.out, cam=_confidence_cam(args.model),
+                          max_vertices=args.max_vertices or MAX_VERTICES, max_frames=args.max_frames or MAX_FRAMES,
+                          progress=lambda line: log.info("export viewer: %s", line))
+    log.info("export viewer: %d scene pages and %s", len(paths) - 1, paths[-1])
     return 0
 
 

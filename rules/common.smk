@@ -233,13 +233,13 @@ if _missing:
 # ---------------------------------------------------------------- report
 def report_inputs(name):
     """Exports of one evaluated experiment: tables and curves, its diagnosis per evaluated split, 3D files,
-    2D overlays where it has an image network."""
+    2D overlays where it has an image network, the interactive 3D viewer where it has a point network."""
     out = [RUNS / f"{name}/eval/metrics.tsv", RUNS / f"{name}/eval/curves.png", RUNS / "palette.png",
-           RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val"]
+           RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val", RUNS / f"{name}/eval/viewer"]
     out += [RUNS / f"{name}/diagnose/{split}.tsv" for split in EVAL_SPLITS]
     losses = set(config["experiments"][name]["losses"])
     if uses_image_network(config["experiments"][name]):
         out.append(RUNS / f"{name}/eval/overlays_val")
     if not losses & {"cls3d", "to3d", "to2d", "pcam_like"}:
-        out = [p for p in out if "submission" not in str(p) and "ply_val" not in str(p)]
+        out = [p for p in out if not any(k in str(p) for k in ("submission", "ply_val", "viewer"))]
     return [str(p) for p in out]

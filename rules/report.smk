@@ -66,6 +66,27 @@ rule export_overlays:
         " --model {input.model} --out {output} > {log} 2>&1"
 
 
+rule export_viewer:
+    input:
+        model=RUNS / "{experiment}/model.pt",
+        predictions=RUNS / "{experiment}/eval/predictions/val.h5",
+    output:
+        report(directory(RUNS / "{experiment}/eval/viewer"), patterns=["{name}.html"],
+               caption="../workflow/report/viewer.rst", category="{experiment}", subcategory="3D viewer"),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        cache_dir=CACHE,
+        scans_dir=RAW_DIR / "scans",
+    conda:
+        "../envs/jointwsss.yaml"
+    log:
+        LOGS / "export/{experiment}_viewer.log",
+    shell:
+        "jointwsss export viewer --predictions {input.predictions} --cache-dir {params.cache_dir}"
+        " --scans-dir {params.scans_dir} --model {input.model} --out {output} > {log} 2>&1"
+
+
 rule export_legend:
     output:
         report(RUNS / "palette.png", caption="../workflow/report/legend.rst", category="legend"),

@@ -177,6 +177,9 @@ def test_tiny_pipeline_trains_evaluates_exports_and_reports(tmp_path):
     assert (runs / "joint" / "model.pt").exists() and (runs / "joint" / "eval" / "curves.png").stat().st_size > 0
     assert list((runs / "joint" / "eval" / "overlays_val").glob("*.png"))
     assert list((runs / "joint" / "eval" / "submission_val").glob("scene*.txt"))
+    viewer = runs / "joint" / "eval" / "viewer"
+    val_scenes = (tmp_path / "raw" / "scannetv2_val.txt").read_text().split()
+    assert sorted(p.name for p in viewer.glob("*.html")) == sorted([f"{s}.html" for s in val_scenes] + ["index.html"])
     table = (runs / "joint" / "eval" / "metrics.tsv").read_text().splitlines()
     assert len(table) == 22 and table[-1].startswith("mIoU")
     proc = snakemake(["-n", "diagnose", "--configfile", str(cfg)], tmp_path)   # the default target diagnosed already
@@ -190,3 +193,6 @@ def test_tiny_pipeline_trains_evaluates_exports_and_reports(tmp_path):
     snakemake(["--report", str(tmp_path / "report.html"), "--configfile", str(cfg)], tmp_path)
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "curves.png" in html and "metrics.tsv" in html and "val.tsv" in html
+    # the viewer pages are embedded whole (each is self-contained, so it works from inside the report)
+    assert f"data:text/html;charset=utf8;filename={val_scenes[0]}.html;base64," in html
+    assert "data:text/html;charset=utf8;filename=index.html;base64," in html

@@ -128,6 +128,12 @@ def _apply_shared_mlp(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return x.view(x.shape[0], *rest)
 
 
+def sample_centres(xyz: torch.Tensor, npoint: int) -> torch.Tensor:
+    """Farthest-point-sampled centres ``(B, min(npoint, N), 3)`` of ``xyz (B, N, 3)``, constants for autograd."""
+    centre_idx = farthest_point_sample(xyz, min(npoint, xyz.shape[1]))
+    return xyz.detach().gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+
+
 class SetAbstraction(nn.Module):
     """Sample centres, group neighbours in a ball, shared MLP, max-pool over the neighbours."""
 
@@ -140,9 +146,7 @@ class SetAbstraction(nn.Module):
     def neighbourhoods(self, xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``xyz (B, N, 3)`` -> centres ``(B, S, 3)`` (farthest point sampling) and their balls'
         ``(B, S, nsample)`` neighbour indices into ``xyz``; constants for autograd."""
-        npoint = min(self.spec.npoint, xyz.shape[1])
-        centre_idx = farthest_point_sample(xyz, npoint)
-        centres = xyz.detach().gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+        centres = sample_centres(xyz, self.spec.npoint)
         return centres, ball_query(self.spec.radius, self.spec.nsample, xyz, centres)
 
     def forward(
@@ -299,8 +303,7 @@ def density_radii(xyz: torch.Tensor, width: str) -> list[float]:
 
     radii, level = [], xyz.detach().cpu().contiguous()
     for spec in POINTNET2_WIDTHS[width].sa:
-        centre_idx = farthest_point_sample(level, min(spec.npoint, level.shape[1]))
-        centres = level.gather(1, centre_idx[:, :, None].expand(-1, -1, 3))
+        centres = sample_centres(level, spec.npoint)
         k = min(spec.nsample, level.shape[1])
         kth = [cKDTree(p.numpy()).query(c.numpy(), k=k)[0].reshape(len(c), k)[:, -1]
                for p, c in zip(level, centres)]

@@ -49,12 +49,10 @@ def _add_synth(sub) -> None:
     d = kinds.add_parser("s3dis", help="synthetic S3DIS rooms + Stanford 2D-3D-S frames of one area (official layouts)")
     d.add_argument("--out", type=Path, required=True,
                    help="raw folder to write (Stanford3dDataset_v1.2_Aligned_Version/, 2D-3D-Semantics/)")
-    d.add_argument("--area", type=int, default=5)
-    d.add_argument("--rooms", type=int, default=None, help="rooms in the area (default: the generator's)")
-    d.add_argument("--frames-per-room", type=int, default=None)
-    d.add_argument("--image-size", type=_size, default=None, help="side of the square 2D-3D-S frames in pixels")
-    d.add_argument("--points-per-m2", type=float, default=None, help="surface sampling density of the clouds")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--area", type=int, required=True, help="the area to write (s3dis.area)")
+    d.add_argument("--settings", required=True,
+                   help="the s3dis.synth section of a validated config as JSON (written by the Snakefile), or "
+                        "@file.json: seed, rooms, frames_per_room, image_size, points_per_m2")
     d.add_argument("--workers", type=int, default=1)
     d.add_argument("--summary", type=Path, default=None, help="also write the generator's summary (JSON) here")
     d.set_defaults(func=_run_synth_s3dis)
@@ -63,9 +61,7 @@ def _add_synth(sub) -> None:
 def _run_synth_s3dis(args) -> int:
     from jointwsss.synth.s3dis import SynthS3DISConfig, synthesize_s3dis
 
-    given = {"area": args.area, "rooms": args.rooms, "frames_per_room": args.frames_per_room,
-             "image_size": args.image_size, "points_per_m2": args.points_per_m2, "seed": args.seed}
-    cfg = SynthS3DISConfig(**{k: v for k, v in given.items() if v is not None})
+    cfg = SynthS3DISConfig.from_settings(args.area, _read_settings(args.settings))
     t0 = time.perf_counter()
     summary = synthesize_s3dis(args.out, cfg, workers=args.workers)
     log.info("synth s3dis: area %d written to %s in %.1f s", cfg.area, args.out, time.perf_counter() - t0)

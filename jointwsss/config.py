@@ -100,9 +100,12 @@ def validate_config(config: dict, schema_path: str | os.PathLike, *, source: str
 
 
 def schema_defaults(section: str, schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
-    """``{key: default}`` of the keys of one top-level config section that the schema gives a default."""
-    properties = load_yaml(schema_path)["properties"][section]["properties"]
-    return {key: copy.deepcopy(sub["default"]) for key, sub in properties.items() if "default" in sub}
+    """``{key: default}`` of the keys of one config section (dotted: ``"s3dis.synth"``) that the schema gives
+    a default."""
+    node = load_yaml(schema_path)
+    for part in section.split("."):
+        node = node["properties"][part]
+    return {key: copy.deepcopy(sub["default"]) for key, sub in node["properties"].items() if "default" in sub}
 
 
 def stage_settings(settings: dict, required, known, *, what: str, fix: str) -> dict:

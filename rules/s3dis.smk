@@ -37,12 +37,9 @@ if S3DIS["source"] == "synthetic":
         params:
             raw_dir=S3DIS_RAW,
             area=S3DIS_AREA,
-            synth=S3DIS["synth"],
-            args=" ".join(
-                f"--{key.replace('_', '-')} {value}" for key, value in S3DIS["synth"].items() if value is not None
-            ),
+            settings=json.dumps(S3DIS["synth"], sort_keys=True),
         shell:
-            "jointwsss synth s3dis --out {params.raw_dir} --area {params.area} {params.args}"
+            "jointwsss synth s3dis --out {params.raw_dir} --area {params.area} --settings {params.settings:q}"
             " --workers {threads} --summary {output} > {log} 2>&1"
 
 else:

@@ -275,8 +275,7 @@ def _write_plydata(path: str | os.PathLike, elements: list[plyfile.PlyElement]) 
     header = plyfile.PlyData(elements, text=False, byte_order="<").header
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header.encode("ascii") + b"\n")
-        for element in elements:
-            f.write(_binary_body(element))
+        f.writelines(_binary_body(element) for element in elements)
 
 
 def write_mesh_ply(path: str | os.PathLike, xyz, rgb, faces, alpha=None) -> None:

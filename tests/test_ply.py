@@ -83,6 +83,23 @@ def test_mesh_round_trip_is_exact_and_header_matches_scannet(tmp_path):
     assert len(body) == 7 * 16 + 5 * 13
 
 
+def test_written_bytes_are_plyfiles(tmp_path):
+    """The writer packs the binary body itself (plyfile writes face lists row by row, slowly); the files must
+    still be byte for byte what plyfile writes for ScanNet's layout, for meshes and label meshes."""
+    xyz, rgb, _, faces = _random_mesh(np.random.default_rng(3), n=50, m=80)
+    labels = np.random.default_rng(4).integers(0, 300, size=50).astype(np.uint16)
+    ours, theirs = tmp_path / "ours.ply", tmp_path / "theirs.ply"
+    write_mesh_ply(ours, xyz, rgb, faces)
+    _plyfile_mesh(theirs, xyz, rgb, faces)
+    assert ours.read_bytes() == theirs.read_bytes()
+    write_label_ply(ours, xyz, faces, labels, rgb=rgb)
+    _plyfile_mesh(theirs, xyz, rgb, faces, labels=labels)
+    assert ours.read_bytes() == theirs.read_bytes()
+    raw = ours.read_bytes()
+    body = raw[raw.index(b"end_header\n") + len(b"end_header\n"):]
+    assert len(body) == 50 * 18 + 80 * 13  # xyz f4, rgba u1, label u2 per vertex; count u1 + 3 int32 per face
+
+
 def test_alpha_defaults_to_255(tmp_path):
     xyz, rgb, _, faces = _random_mesh(np.random.default_rng(1))
     write_mesh_ply(tmp_path / "m.ply", xyz, rgb, faces)

@@ -161,12 +161,15 @@ def test_ground_truth_diagnostics_train_the_point_network_alone(tiny_cache, tmp_
     from conftest import REPO
 
     config = load_yaml(REPO / "config.yaml")
-    config["experiments"].update(load_yaml(REPO / "workflow" / "configs" / "oracle.yaml")["experiments"])
+    oracle = load_yaml(REPO / "workflow" / "configs" / "oracle.yaml")
+    config["experiments"].update(oracle["experiments"])
+    assert oracle["runs_dir"] != config["runs_dir"]  # its schedule must not retrain the main config's runs
     config = validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
     config.update(cache_dir=str(tiny_cache), runs_dir=str(tmp_path / "runs"))
     config["pretrain"]["image"] = "synthetic"
     assert "to3d_labels" not in experiment_settings(config, "to3d")  # the method's settings are unchanged
-    for name, mode, terms in (("to3d_gt_visible", "ground_truth_visible", {"cls3d", "to3d", "total"}),
+    for name, mode, terms in (("to3d_gt_visible", "ground_truth_visible", {"to3d", "total"}),
+                              ("to3d_gt_visible_scene", "ground_truth_visible", {"cls3d", "to3d", "total"}),
                               ("to3d_gt_all", "ground_truth_all_points", {"to3d", "total"})):
         settings = experiment_settings(config, name)
         assert settings["to3d_labels"] == mode and settings["model"]["image"]["weights"] is None

@@ -7,10 +7,11 @@ machine's cores and memory as ``slurmd -C`` detects them), state, spool and logs
 Chosen so that it runs in a container without cgroups: processes are tracked through /proc
 (``proctrack/linuxproc``, ``task/none``), and memory limits are enforced by the accounting poller
 (``jobacct_gather/linux`` with ``OverMemoryKill``, every second), which kills a step whose resident memory
-exceeds what the job asked for. There is no accounting database (``sacct`` answers nothing), so finished
-jobs stay visible to ``squeue --states=all`` for an hour (``MinJobAge``); the Snakemake executor plugin is
+exceeds what the job asked for. There is no accounting database (``sacct`` fails), so finished jobs
+stay visible to ``squeue --states=all`` for an hour (``MinJobAge``); the Snakemake executor plugin is
 pointed at squeue with ``--slurm-status-command squeue``. The node offers two fake GPUs (``Gres=gpu:2``,
-no device files) so that a job asking for ``--gres=gpu:2`` is scheduled on this GPU-less machine.
+plain files standing in for device files) so that a job asking for ``--gres=gpu:2`` is scheduled on this
+GPU-less machine. While it runs, ``/etc/slurm/slurm.conf`` links to the generated file (see SYSTEM_CONF).
 """
 
 from __future__ import annotations
@@ -41,14 +42,22 @@ class ClusterUnavailable(RuntimeError):
     """This machine cannot host the test cluster (the message says why); the tests skip."""
 
 
+# The memory each job asks for under the shipped profile (default-resources: mem_mb).
+PROFILE_MEM_MB = 8000
+
+
+def _which(name: str) -> str | None:
+    """``name`` on PATH or in the sbin folders (where Debian puts the daemons, often not on a user's PATH)."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin")
+
+
 def missing_programs() -> list[str]:
-    """Names of the SLURM/munge programs not installed here (daemons live in /usr/sbin)."""
-    path = f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin"
-    return [name for name in (*DAEMONS, *CLIENTS) if shutil.which(name, path=path) is None]
+    """Names of the SLURM/munge programs not installed here."""
+    return [name for name in (*DAEMONS, *CLIENTS) if _which(name) is None]
 
 
 def _program(name: str) -> str:
-    return shutil.which(name, path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin") or name
+    return _which(name) or name
 
 
 def _free_port() -> int:
@@ -92,6 +101,9 @@ class SlurmCluster:
         key.chmod(0o400)
         hw = detected_node()
         self.cpus, self.memory_mb = int(hw["CPUs"]), int(hw["RealMemory"])
+        if self.memory_mb < PROFILE_MEM_MB:
+            raise ClusterUnavailable(f"this machine has {self.memory_mb} MB; the shipped SLURM profile asks "
+                                     f"{PROFILE_MEM_MB} MB per job, more than a node here could offer")
         topology = " ".join(f"{k}={hw[k]}" for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket",
                                                        "ThreadsPerCore") if k in hw)
         controller = socket.gethostname().split(".")[0]  # slurmctld only runs on the host slurm.conf names

@@ -16,7 +16,8 @@ rule train_experiment:
     resources:
         gpus=config["train"]["gpus"],
         device=config["train"]["device"],
-        slurm_extra=f"'--gres=gpu:{config['train']['gpus']}'" if config["train"]["gpus"] else "",
+        # the SLURM executor plugin turns gres into --gres (it rejects --gres inside slurm_extra)
+        gres=f"gpu:{config['train']['gpus']}" if config["train"]["gpus"] else "",
     conda:
         "../envs/jointwsss.yaml"
     log:

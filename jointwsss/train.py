@@ -368,9 +368,11 @@ def resume(ckpt_path: Path, digest: str, nets: dict, opt: Optimisation, rt: Runt
         net.load_state_dict(ckpt["models"][name])
     opt.load_state_dict(ckpt)
     set_rng_state(ckpt["rng"][min(rt.dist.rank, len(ckpt["rng"]) - 1)])
+    start_epoch = ckpt["epoch"] + 1
     if rt.dist.is_main:
-        log.info("train %s: resuming after epoch %d from %s", experiment, ckpt["epoch"], ckpt_path)
-    return ckpt["epoch"] + 1
+        # start_epoch counts from 0, so it is the 1-based number of the last finished epoch ("epoch 2/3")
+        log.info("train %s: resuming after epoch %d from %s", experiment, start_epoch, ckpt_path)
+    return start_epoch
 
 
 def distribute(nets: dict, rt: Runtime) -> dict:
@@ -535,15 +537,29 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     return last_metrics
 
 
+def parameters_sha256(nets: dict) -> str:
+    """SHA-256 of every parameter's bytes, networks in ``nets`` order: equal digests mean identical weights.
+
+    Parameters only: DDP broadcasts buffers (BatchNorm statistics) from rank 0 before each forward, so the
+    last forward leaves each rank's running statistics its own until the next broadcast.
+    """
+    digest = hashlib.sha256()
+    for net in nets.values():
+        for name, p in _unwrap(net).named_parameters():
+            digest.update(name.encode())
+            digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _check_ranks_in_sync(nets: dict, info: DistInfo) -> None:
-    """DDP keeps replicas identical; verify it (a cheap checksum per rank) and say so in the log."""
-    checksum = sum(float(p.detach().double().sum()) for net in nets.values() for p in _unwrap(net).parameters())
-    sums = [None] * info.world_size
-    dist.all_gather_object(sums, checksum)
-    if max(sums) - min(sums) > 1e-6 * max(1.0, abs(sums[0])):
-        raise RuntimeError(f"DDP replicas diverged: parameter checksums per rank {sums}")
+    """DDP keeps replicas identical; verify it bit for bit (a digest per rank) and say so in the log."""
+    digests = [None] * info.world_size
+    dist.all_gather_object(digests, parameters_sha256(nets))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"DDP replicas diverged: parameter sha256 per rank {digests}")
     if info.is_main:
-        log.info("train: ranks in sync (all %d replicas hold identical weights, checksum %.6f)", info.world_size, sums[0])
+        log.info("train: ranks in sync (all %d replicas hold identical weights, parameter sha256 %s)",
+                 info.world_size, digests[0])
 
 
 def _check_finite(terms: dict, epoch: int, step: int, info: DistInfo, ckpt_path: Path) -> None:

@@ -17,7 +17,8 @@ rule train_experiment:
     resources:
         gpus=config["train"]["gpus"],
         device=config["train"]["device"],
-        slurm_extra=f"'--gres=gpu:{config['train']['gpus']}'" if config["train"]["gpus"] else "",
+        # the SLURM executor plugin turns gres into --gres (it rejects --gres inside slurm_extra)
+        gres=f"gpu:{config['train']['gpus']}" if config["train"]["gpus"] else "",
     params:
         settings=lambda wc: json.dumps(training_settings(wc.experiment), sort_keys=True),
         launcher=train_launcher(),

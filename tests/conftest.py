@@ -17,20 +17,48 @@ SHARED_SCANNET = next((p for p in (REPO.parent / "shared" / "data" / "scannet", 
 BIN = Path(sys.executable).parent
 
 
-def run_cmd(args, cwd=None, check=True, timeout=900):
-    """Run a command with this interpreter's bin folder first on PATH; return the CompletedProcess."""
-    env = dict(os.environ)
+def command_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with this interpreter's bin folder first on PATH."""
+    env = dict(os.environ if env is None else env)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def run_cmd(args, cwd=None, check=True, timeout=900, env: dict | None = None):
+    """Run a command with this interpreter's bin folder first on PATH; return the CompletedProcess."""
+    proc = subprocess.run(args, cwd=cwd, env=command_env(env), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def snakemake(args, workdir: Path, check=True, timeout=900):
-    """Run snakemake on this repository's Snakefile inside ``workdir`` (outputs land there)."""
+def snakemake_command(args, workdir: Path) -> list[str]:
+    """The command line that runs snakemake on this repository's Snakefile inside ``workdir``."""
     exe = shutil.which("snakemake", path=str(BIN)) or "snakemake"
-    return run_cmd([exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args], check=check, timeout=timeout)
+    return [exe, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+
+
+def snakemake(args, workdir: Path, check=True, timeout=900, env: dict | None = None):
+    """Run snakemake on this repository's Snakefile inside ``workdir`` (outputs land there)."""
+    return run_cmd(snakemake_command(args, workdir), check=check, timeout=timeout, env=env)
+
+
+TINY = REPO / "workflow" / "configs" / "tiny.yaml"
+
+
+def write_config(tmp_path: Path, **overrides) -> Path:
+    """tiny.yaml with ``section__key=value`` overrides, raw data and logs under ``tmp_path``; returns its path."""
+    import yaml
+
+    cfg = yaml.safe_load(TINY.read_text())
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        cfg.setdefault(section, {})[key] = value
+    cfg["dataset"]["raw_dir"] = str(tmp_path / "raw")
+    cfg["logs_dir"] = str(tmp_path / "logs")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
 
 
 @pytest.fixture

@@ -9,21 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run_cmd, snakemake
-
-TINY = REPO / "workflow" / "configs" / "tiny.yaml"
-
-
-def write_config(tmp_path: Path, **overrides) -> Path:
-    cfg = yaml.safe_load(TINY.read_text())
-    for dotted, value in overrides.items():
-        section, key = dotted.split("__")
-        cfg.setdefault(section, {})[key] = value
-    cfg["dataset"]["raw_dir"] = str(tmp_path / "raw")
-    cfg["logs_dir"] = str(tmp_path / "logs")
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+from conftest import BIN, REPO, run_cmd, snakemake, write_config
 
 
 def test_lint_is_clean(tmp_path):

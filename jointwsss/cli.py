@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from jointwsss.io.layout import index_path
+
 log = logging.getLogger("jointwsss")
 
 
@@ -40,26 +42,17 @@ def _add_synth(sub) -> None:
                    help="write only this scene (repeatable); default: metadata and every scene")
     s.add_argument("--meta-only", action="store_true", help="write only the label tsv and the split lists")
     s.add_argument("--test", action="store_true", help="the --scene is a test scene: no label files")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--num-train-scenes", type=int, default=12)
-    s.add_argument("--num-val-scenes", type=int, default=4)
-    s.add_argument("--num-test-scenes", type=int, default=0)
-    s.add_argument("--frames-per-scene", type=int, default=150)
-    s.add_argument("--color-size", type=_size, nargs=2, default=(324, 242), metavar=("W", "H"))
-    s.add_argument("--depth-size", type=_size, nargs=2, default=(160, 120), metavar=("W", "H"))
-    s.add_argument("--invalid-pose-fraction", type=float, default=0.02)
-    s.add_argument("--mesh-vertex-spacing-m", type=float, default=0.05)
-    s.add_argument("--jpeg-quality", type=int, default=90)
+    s.add_argument("--settings", required=True,
+                   help="the synth section of a validated config as JSON (written by the Snakefile), or @file.json; "
+                        "--scene needs the per-scene keys, --meta-only the scene counts, the whole dataset both")
     s.set_defaults(func=_run_synth_scannet)
     d = kinds.add_parser("s3dis", help="synthetic S3DIS rooms + Stanford 2D-3D-S frames of one area (official layouts)")
     d.add_argument("--out", type=Path, required=True,
                    help="raw folder to write (Stanford3dDataset_v1.2_Aligned_Version/, 2D-3D-Semantics/)")
-    d.add_argument("--area", type=int, default=5)
-    d.add_argument("--rooms", type=int, default=None, help="rooms in the area (default: the generator's)")
-    d.add_argument("--frames-per-room", type=int, default=None)
-    d.add_argument("--image-size", type=_size, default=None, help="side of the square 2D-3D-S frames in pixels")
-    d.add_argument("--points-per-m2", type=float, default=None, help="surface sampling density of the clouds")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--area", type=int, required=True, help="the area to write (s3dis.area)")
+    d.add_argument("--settings", required=True,
+                   help="the s3dis.synth section of a validated config as JSON (written by the Snakefile), or "
+                        "@file.json: seed, rooms, frames_per_room, image_size, points_per_m2")
     d.add_argument("--workers", type=int, default=1)
     d.add_argument("--summary", type=Path, default=None, help="also write the generator's summary (JSON) here")
     d.set_defaults(func=_run_synth_s3dis)
@@ -68,9 +61,7 @@ def _add_synth(sub) -> None:
 def _run_synth_s3dis(args) -> int:
     from jointwsss.synth.s3dis import SynthS3DISConfig, synthesize_s3dis
 
-    given = {"area": args.area, "rooms": args.rooms, "frames_per_room": args.frames_per_room,
-             "image_size": args.image_size, "points_per_m2": args.points_per_m2, "seed": args.seed}
-    cfg = SynthS3DISConfig(**{k: v for k, v in given.items() if v is not None})
+    cfg = SynthS3DISConfig.from_settings(args.area, _read_settings(args.settings))
     t0 = time.perf_counter()
     summary = synthesize_s3dis(args.out, cfg, workers=args.workers)
     log.info("synth s3dis: area %d written to %s in %.1f s", cfg.area, args.out, time.perf_counter() - t0)
@@ -81,16 +72,11 @@ def _run_synth_s3dis(args) -> int:
 
 def _run_synth_scannet(args) -> int:
     from jointwsss.synth.scannet import (
-        SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata,
+        COUNT_KEYS, SCENE_KEYS, SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata,
     )
 
-    cfg = SynthScanNetConfig(
-        seed=args.seed, num_train_scenes=args.num_train_scenes, num_val_scenes=args.num_val_scenes,
-        num_test_scenes=args.num_test_scenes, frames_per_scene=args.frames_per_scene,
-        color_size=tuple(args.color_size), depth_size=tuple(args.depth_size),
-        invalid_pose_fraction=args.invalid_pose_fraction, mesh_vertex_spacing_m=args.mesh_vertex_spacing_m,
-        jpeg_quality=args.jpeg_quality,
-    )
+    required = COUNT_KEYS if args.meta_only else SCENE_KEYS if args.scene else SCENE_KEYS + COUNT_KEYS
+    cfg = SynthScanNetConfig.from_settings(_read_settings(args.settings), required)
     if args.meta_only:
         write_metadata(args.out, cfg)
         log.info("synth scannet: wrote label tsv and split lists to %s", args.out)
@@ -303,19 +289,25 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_run_train)
 
 
-def _load_settings(text: str) -> dict:
+def _read_settings(text: str) -> dict:
+    """A stage's settings: JSON given on the command line, or ``@file.json``; ConfigError if not valid JSON."""
     from jointwsss.config import ConfigError
-    from jointwsss.experiments import check_settings
 
     source = "--settings"
     if text.startswith("@"):
         source = text[1:]
         text = Path(source).read_text()
     try:
-        settings = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
-    return check_settings(settings)
+
+
+def _load_settings(text: str) -> dict:
+    """Training settings (``--settings``), checked for completeness."""
+    from jointwsss.experiments import check_settings
+
+    return check_settings(_read_settings(text))
 
 
 def _run_train(args) -> int:
@@ -391,10 +383,10 @@ def _run_infer(args) -> int:
     from jointwsss.evaluate import infer_split
 
     _network_threads(args.threads)
-    index_path = args.cache_dir / "index" / f"{args.split}.json"
-    scenes = scenes_from_index(index_path)          # usable scenes; also checks the index is readable
+    index_file = index_path(args.cache_dir, args.split)
+    scenes = scenes_from_index(index_file)          # usable scenes; also checks the index is readable
     if args.all_scenes:
-        scenes = [s["scene"] for s in json.loads(index_path.read_text())["scenes"]]
+        scenes = [s["scene"] for s in json.loads(index_file.read_text())["scenes"]]
     infer_split(args.model, args.cache_dir, scenes, args.split, args.mode, args.out, passes_3d=args.passes_3d,
                 batch_3d=args.batch_3d, seed=args.seed, device=args.device, restrict_to=_class_mask(args.restrict_to))
     return 0
@@ -424,7 +416,7 @@ def _run_diagnose(args) -> int:
     from jointwsss.diagnose import diagnose_split, summary_lines
 
     _network_threads(args.threads)
-    scenes = scenes_from_index(args.cache_dir / "index" / f"{args.split}.json")
+    scenes = scenes_from_index(index_path(args.cache_dir, args.split))
     result = diagnose_split(args.model, args.cache_dir, scenes, args.split, predictions=args.predictions,
                             feature_points_per_view=args.feature_points, seed=args.seed, device=args.device)
     _write_json(args.out, result)
@@ -537,7 +529,7 @@ def _run_export_submission(args) -> int:
     if args.cache_dir is not None:
         from jointwsss.data.dataset import scenes_from_index
 
-        scenes = scenes_from_index(args.cache_dir / "index" / f"{args.predictions.stem}.json")
+        scenes = scenes_from_index(index_path(args.cache_dir, args.predictions.stem))
         report = evaluate_submission(args.out, args.cache_dir, scenes)
         log.info("export submission: re-read files give 3D mIoU %.1f %% over %d classes",
                  100 * report["miou"], report["classes_in_mean"])

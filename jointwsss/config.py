@@ -16,6 +16,10 @@ import jsonschema
 import yaml
 
 
+#: The config's JSON schema: every key, its type and its default (the only place defaults are written).
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
 class ConfigError(ValueError):
     """The configuration does not match the schema; the message lists every problem with its key."""
 
@@ -93,3 +97,28 @@ def validate_config(config: dict, schema_path: str | os.PathLike, *, source: str
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{source}: invalid configuration ({Path(schema_path).name}):\n{lines}")
     return config
+
+
+def schema_defaults(section: str, schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """``{key: default}`` of the keys of one config section (dotted: ``"s3dis.synth"``) that the schema gives
+    a default."""
+    node = load_yaml(schema_path)
+    for part in section.split("."):
+        node = node["properties"][part]
+    return {key: copy.deepcopy(sub["default"]) for key, sub in node["properties"].items() if "default" in sub}
+
+
+def stage_settings(settings: dict, required, known, *, what: str, fix: str) -> dict:
+    """``settings`` (one stage's settings, passed as JSON) checked for ``required`` and unknown keys.
+
+    Raises ConfigError naming every missing and every unknown key, then ``fix``.
+    """
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{what} must be a JSON object of settings, got {type(settings).__name__} -- {fix}")
+    problems = [f"lack {', '.join(k for k in required if k not in settings)}"] if set(required) - set(settings) else []
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        problems.append(f"have unknown keys {', '.join(unknown)}")
+    if problems:
+        raise ConfigError(f"{what} {' and '.join(problems)} -- {fix}")
+    return settings

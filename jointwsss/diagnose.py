@@ -33,6 +33,7 @@ from jointwsss.data.transforms import normalize_image
 from jointwsss.evaluate import load_networks, point_outputs
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 from jointwsss.losses import confidence_2d, correlation, pseudo_label_2d, sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
@@ -168,9 +169,9 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     t0 = time.perf_counter()
     try:
         for scene in scenes:
-            points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
-            frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
-            corr = open_store(cache_dir / "corr" / f"{scene}.zarr", "corr")
+            points = open_store(store_path(cache_dir, "points", scene), "points")
+            frames = open_store(store_path(cache_dir, "frames", scene), "frames")
+            corr = open_store(store_path(cache_dir, "corr", scene), "corr")
             gt = points["label"][...]
             offsets, point_idx, uv = corr["offsets"][...], corr["point_idx"][...], corr["uv"][...]
             seen = seen_vertices(len(gt), point_idx)

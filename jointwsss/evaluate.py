@@ -33,6 +33,7 @@ from jointwsss.data.transforms import augment_points, normalize_image, point_fea
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
 
@@ -43,22 +44,14 @@ MODES = ("pseudo_label", "inference")
 
 def load_networks(model_path: Path, device: torch.device):
     """(settings, image_net or None, point_net or None) of a finished run, in eval mode on ``device``."""
-    from jointwsss.models.resnet38 import ResNet38
-    from jointwsss.train import load_trained, point_network
+    from jointwsss.networks import build_networks
+    from jointwsss.train import load_trained
 
     settings, states = load_trained(model_path)
-    image_net = point_net = None
-    if "image" in states:
-        img = settings["model"]["image"]
-        image_net = ResNet38(num_classes=NUM_CLASSES, width=img["width"], freeze_bn=img["freeze_bn"],
-                             dropout=img.get("dropout", True))
-        image_net.load_state_dict(states["image"])
-        image_net.to(device).eval()
-    if "point" in states:
-        point_net = point_network(settings["model"]["point"])
-        point_net.load_state_dict(states["point"])
-        point_net.to(device).eval()
-    return settings, image_net, point_net
+    nets = build_networks(settings, states)
+    for net in nets.present().values():
+        net.to(device).eval()
+    return settings, nets.image, nets.point
 
 
 def restricted_argmax(scores: np.ndarray, allowed: np.ndarray | None, axis: int) -> np.ndarray:
@@ -163,7 +156,7 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
         for scene in scenes:
             g = h5.create_group(scene)
             if point_net is not None:
-                points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
+                points = open_store(store_path(cache_dir, "points", scene), "points")
                 scores = predict_points(point_net, points["xyz"][...], points["rgb"][...],
                                         num_points=settings["points"]["num"], passes=passes_3d, batch=batch_3d,
                                         rng=rng, device=dev)
@@ -172,7 +165,7 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
                 g.create_dataset("vertex_label", data=restricted_argmax(scores, allowed, axis=1), compression="gzip")
                 g.create_dataset("vertex_score", data=scores.astype(np.float16), compression="gzip")
             if image_net is not None:
-                frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
+                frames = open_store(store_path(cache_dir, "frames", scene), "frames")
                 labels_shape = frames["label"].shape
                 out = np.zeros(labels_shape, dtype=np.uint8)
                 image_labels = frames["image_labels"][...]
@@ -215,10 +208,10 @@ def evaluate_predictions(pred_path: Path, cache_dir: Path, *, classes: np.ndarra
         for scene in h5:
             g = h5[scene]
             if has3d:
-                gt = open_store(cache_dir / "points" / f"{scene}.zarr", "points")["label"][...]
+                gt = open_store(store_path(cache_dir, "points", scene), "points")["label"][...]
                 conf3d += confusion_matrix(only_evaluated(gt), only_evaluated(g["vertex_label"][...]))
             if has2d:
-                gt = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")["label"][...]
+                gt = open_store(store_path(cache_dir, "frames", scene), "frames")["label"][...]
                 conf2d += confusion_matrix(only_evaluated(gt), only_evaluated(g["frame_label"][...]))
         mode = str(h5.attrs["mode"])
     return {"mode": mode, "3d": miou_report(conf3d) if has3d else None, "2d": miou_report(conf2d) if has2d else None}

@@ -6,28 +6,83 @@ Kept free of torch so the Snakefile can import it cheaply.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 # Settings that never change a trained model: given on the command line, not part of the settings.
 NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
 
 
-# Loss terms that train the image network (an experiment without them has no image network).
-IMAGE_LOSSES = frozenset({"cls2d", "to3d", "to2d"})
-# eq. 7's labels by default (losses.IMAGE_NETWORK_LABELS; spelled here so the Snakefile imports no torch)
-IMAGE_NETWORK_LABELS = "image_network"
 PRETRAIN_EXPERIMENT = "pretrain_image"
 PRETRAIN_SPLIT = "pretrain"
 # model.image.weights naming a file with this suffix is PSA's MXNet ImageNet file, converted by the pipeline.
 MXNET_PARAMS_SUFFIX = ".params"
 
+#: Where eq. 7's per-point labels come from. ``image_network`` is the method (eq. 5-7). The two
+#: ground-truth modes are diagnostics, not the method: the ground-truth class of each visible point
+#: with W = 1 (a perfect 2D teacher), or of every sampled point (full supervision, the ceiling).
+TO3D_LABELS = ("image_network", "ground_truth_visible", "ground_truth_all_points")
+IMAGE_NETWORK_LABELS = TO3D_LABELS[0]  #: the default, the method itself
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One loss term an experiment can switch on (``experiments.<name>.losses``) and the networks it trains."""
+
+    networks: frozenset[str]  # of "image" (ResNet38, the 2D network) and "point" (PointNet++, the 3D network)
+    meaning: str
+    alone: bool = False  # trains on its own data: cannot be combined with other terms
+
+
+#: Every loss term, in the order of eq. 12; the switches (losses.LossSwitches), the checks of an experiment's
+#: terms, the networks a run builds and the exports of the report all derive from this table.
+LOSS_TERMS = {
+    "cls2d": LossTerm(frozenset({"image"}), "eq. 2 on the image network's CAM, image-level labels"),
+    "cls3d": LossTerm(frozenset({"point"}), "eq. 2 on the point network's CAM, scene-level labels"),
+    "to3d": LossTerm(frozenset({"image", "point"}), "eq. 7: the image network's pseudo-labels teach the point network"),
+    "to2d": LossTerm(frozenset({"image", "point"}), "eq. 11: the point network's feature correlations teach the "
+                                                     "image network"),
+    "pcam_like": LossTerm(frozenset({"point"}), "the PCAM-like control of section 4.2 (pooled projected 3D CAM)"),
+    # not part of eq. 12: the pretraining of pretrain_settings, our ImageNet stand-in
+    "object_cls": LossTerm(frozenset({"image"}), "the image network's pretraining on object crops", alone=True),
+}
+NETWORKS = ("image", "point")  # the order of the networks everywhere (parameter groups, checkpoints, logs)
+
+
+def check_loss_terms(experiment: str, losses, to3d_labels: str = IMAGE_NETWORK_LABELS) -> None:
+    """Raise ValueError naming an unknown term, a term that must train alone, or unknown eq. 7 labels."""
+    losses = set(losses)
+    unknown = losses - set(LOSS_TERMS)
+    if unknown:
+        raise ValueError(f"experiment {experiment!r}: unknown loss terms {sorted(unknown)}")
+    for term in sorted(losses):
+        if LOSS_TERMS[term].alone and len(losses) > 1:
+            raise ValueError(f"experiment {experiment!r}: {term} ({LOSS_TERMS[term].meaning}) trains on its own "
+                             "data and cannot be combined with other loss terms")
+    if to3d_labels not in TO3D_LABELS:
+        raise ValueError(f"experiment {experiment!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
+
+
+def networks_of(losses, to3d_labels: str = IMAGE_NETWORK_LABELS) -> tuple[str, ...]:
+    """The networks (of NETWORKS, in that order) that the loss terms ``losses`` train.
+
+    Eq. 7 with ground-truth labels (``to3d_labels``, a diagnostic) has no image network as its teacher.
+    """
+    needed = set()
+    for term in losses:
+        networks = LOSS_TERMS[term].networks
+        needed |= {"point"} if term == "to3d" and to3d_labels != IMAGE_NETWORK_LABELS else networks
+    return tuple(n for n in NETWORKS if n in needed)
+
 
 def uses_image_network(exp: dict) -> bool:
     """Whether an experiment entry of the config trains an image network (so has 2D outputs)."""
-    image_losses = IMAGE_LOSSES & set(exp["losses"])
-    if exp.get("to3d_labels", IMAGE_NETWORK_LABELS) != IMAGE_NETWORK_LABELS:  # eq. 7 takes the ground truth instead
-        image_losses -= {"to3d"}
-    return bool(image_losses)
+    return "image" in networks_of(exp["losses"], exp.get("to3d_labels", IMAGE_NETWORK_LABELS))
+
+
+def uses_point_network(exp: dict) -> bool:
+    """Whether an experiment entry of the config trains a point network (so has 3D outputs)."""
+    return "point" in networks_of(exp["losses"], exp.get("to3d_labels", IMAGE_NETWORK_LABELS))
 
 
 def imported_weights_path(config: dict) -> str | None:

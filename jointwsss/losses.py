@@ -34,13 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from jointwsss.classes import IGNORE_INDEX
-
-#: Where eq. 7's per-point labels come from. ``image_network`` is the method (eq. 5-7). The two
-#: ground-truth modes are diagnostics, not the method: the ground-truth class of each visible point
-#: with W = 1 (a perfect 2D teacher), or of every sampled point (full supervision, the ceiling).
-TO3D_LABELS = ("image_network", "ground_truth_visible", "ground_truth_all_points")
-IMAGE_NETWORK_LABELS = TO3D_LABELS[0]  #: the default, the method itself
-
+# eq. 7's label sources and the loss-term table live in the torch-free experiments module (the Snakefile reads them)
+from jointwsss.experiments import IMAGE_NETWORK_LABELS, LOSS_TERMS, TO3D_LABELS, networks_of  # noqa: F401
 
 # ----------------------------------------------------------------------------- eq. 1-2
 def global_average_pool(cam: torch.Tensor) -> torch.Tensor:
@@ -218,13 +213,17 @@ class LossSwitches:
     to3d_labels: str = IMAGE_NETWORK_LABELS  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)
 
     @property
+    def terms(self) -> tuple[str, ...]:
+        """The switched-on terms, named as in experiments.LOSS_TERMS."""
+        return tuple(term for term in LOSS_TERMS if getattr(self, term))
+
+    @property
     def needs_image_network(self) -> bool:
-        image_teacher = self.to3d and self.to3d_labels == IMAGE_NETWORK_LABELS
-        return self.cls2d or image_teacher or self.to2d or self.object_cls
+        return "image" in networks_of(self.terms, self.to3d_labels)
 
     @property
     def needs_point_network(self) -> bool:
-        return self.cls3d or self.to3d or self.to2d or self.pcam_like
+        return "point" in networks_of(self.terms, self.to3d_labels)
 
 
 @dataclass
@@ -275,6 +274,7 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
         if sw.pcam_like:
             terms["pcam_like"] = pcam_like_loss(cam3d_p, x.image_labels, x.mask)
     if not terms:
-        raise ValueError("no loss term is enabled; switch on at least one of cls2d, cls3d, to3d, to2d, pcam_like")
+        eq12 = ", ".join(term for term, spec in LOSS_TERMS.items() if not spec.alone)
+        raise ValueError(f"no loss term is enabled; switch on at least one of {eq12}")
     terms["total"] = sum(terms.values())
     return terms

@@ -1,8 +1,10 @@
 """The joint trainer: both classifiers, the paper's loss (eq. 12), checkpoints, resume, DDP, AMP.
 
-``train(settings, run_dir)`` is what ``jointwsss train`` (and the Snakemake rule ``train``) runs.
-``settings`` is the resolved, schema-validated training configuration (see ``experiment_settings``
-in the Snakefile's ``rules/common.smk`` and README "Training").
+``train(settings, run_dir)`` is what ``jointwsss train`` (and the Snakemake rule ``train_experiment``) runs.
+``settings`` is the resolved, schema-validated training configuration of one run, written by
+``jointwsss.experiments.experiment_settings`` (or ``pretrain_settings``) and passed as one JSON.
+``train`` is a short sequence of named steps: runtime (device, DDP, seed), task and loader, networks
+(``jointwsss.networks.build_networks``), optimisation, resume, then per epoch: train, checkpoint, run log.
 
 Reproducibility: the data order and every augmentation are functions of (seed, epoch, item), and the
 torch RNG (dropout, weight init) is seeded and checkpointed, so two CPU runs with the same settings
@@ -33,13 +35,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from jointwsss.classes import NUM_CLASSES
 from jointwsss.data.crops import CropConfig, ObjectCropDataset
-from jointwsss.data.dataset import NUM_POINT_FEATURES, JointDataConfig, JointDataset, collate_joint, scenes_from_index
+from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
-from jointwsss.experiments import experiment_settings  # noqa: F401  (re-exported for callers of train)
+from jointwsss.experiments import IMAGE_NETWORK_LABELS, LOSS_TERMS, check_loss_terms
 from jointwsss.io.atomic import atomic_path
-from jointwsss.losses import IMAGE_NETWORK_LABELS, TO3D_LABELS, JointInputs, LossSwitches, object_classification_loss, total_loss
+from jointwsss.io.layout import index_path
+from jointwsss.losses import JointInputs, LossSwitches, object_classification_loss, total_loss
+from jointwsss.networks import build_networks
 
 log = logging.getLogger("jointwsss")
 
@@ -54,29 +57,20 @@ class NonFiniteLossError(RuntimeError):
 
 # ----------------------------------------------------------------------------- settings
 def _to3d_labels(settings: dict) -> str:
-    """Where eq. 7 takes its labels (losses.TO3D_LABELS); absent from the settings of the method itself."""
-    to3d_labels = settings.get("to3d_labels", IMAGE_NETWORK_LABELS)
-    if to3d_labels not in TO3D_LABELS:
-        raise ValueError(f"experiment {settings['experiment']!r}: to3d_labels {to3d_labels!r} is not one of {TO3D_LABELS}")
-    return to3d_labels
+    """Where eq. 7 takes its labels (experiments.TO3D_LABELS); absent from the settings of the method itself."""
+    return settings.get("to3d_labels", IMAGE_NETWORK_LABELS)
 
 
 def loss_switches(settings: dict) -> LossSwitches:
     """Loss switches of an experiment: ``settings["losses"]`` names the terms, ``confidence`` the W's."""
     losses = set(settings["losses"])
-    unknown = losses - {"cls2d", "cls3d", "to3d", "to2d", "pcam_like", "object_cls"}
-    if unknown:
-        raise ValueError(f"experiment {settings['experiment']!r}: unknown loss terms {sorted(unknown)}")
-    if "object_cls" in losses and len(losses) > 1:
-        raise ValueError(f"experiment {settings['experiment']!r}: object_cls (the image network's pretraining on "
-                         "object crops) trains on its own data and cannot be combined with other loss terms")
+    check_loss_terms(settings["experiment"], losses, _to3d_labels(settings))
     conf = settings.get("confidence", True)
     joint = settings["joint"]
-    to3d_labels = _to3d_labels(settings)
     return LossSwitches(
-        cls2d="cls2d" in losses, cls3d="cls3d" in losses, to3d="to3d" in losses, to2d="to2d" in losses,
-        to3d_confidence=conf, to2d_confidence=conf, pcam_like="pcam_like" in losses, object_cls="object_cls" in losses,
-        lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"], to3d_labels=to3d_labels,
+        **{term: term in losses for term in LOSS_TERMS}, to3d_confidence=conf, to2d_confidence=conf,
+        lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"],
+        to3d_labels=_to3d_labels(settings),
     )
 
 
@@ -91,34 +85,6 @@ def settings_hash(settings: dict) -> str:
     if weights and Path(weights).is_file():
         relevant["image_weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def build_models(settings: dict, switches: LossSwitches):
-    """(image_net or None, point_net or None) as the experiment needs them."""
-    from jointwsss.models.resnet38 import ResNet38, load_imagenet_weights, warn_no_pretrained
-
-    model_cfg = settings["model"]
-    image_net = point_net = None
-    if switches.needs_image_network:
-        img = model_cfg["image"]
-        image_net = ResNet38(num_classes=NUM_CLASSES, width=img["width"], freeze_bn=img["freeze_bn"],
-                             dropout=img.get("dropout", True))
-        if img.get("weights"):
-            report = load_imagenet_weights(image_net, img["weights"])
-            log.info("ResNet38: backbone initialised from %s (%d tensors)", report["path"], report["loaded"])
-        else:
-            warn_no_pretrained()
-    if switches.needs_point_network:
-        point_net = point_network(model_cfg["point"])
-    return image_net, point_net
-
-
-def point_network(point_cfg: dict):
-    """The point network G of ``model.point`` (width, and ball radii where given), randomly initialised."""
-    from jointwsss.models.pointnet2 import PointNet2Seg
-
-    return PointNet2Seg(num_classes=NUM_CLASSES, in_channels=NUM_POINT_FEATURES, width=point_cfg["width"],
-                        radii=point_cfg.get("radii"))
 
 
 def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataConfig:
@@ -164,7 +130,7 @@ def training_task(settings: dict, switches: LossSwitches) -> TrainingTask:
             return {"object_cls": term, "total": term}
 
         return TrainingTask(dataset, torch.utils.data.default_collate, crop_loss)
-    scenes = scenes_from_index(cache_dir / "index" / f"{settings.get('split', 'train')}.json")
+    scenes = scenes_from_index(index_path(cache_dir, settings.get('split', 'train')))
     dataset = JointDataset(data_config(settings, scenes, train=True))
     return TrainingTask(dataset, collate_joint,
                         lambda batch, outputs, device: total_loss(_to_inputs(batch, outputs, device), switches))
@@ -302,156 +268,271 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
                 disable=not sys.stderr.isatty())
 
 
+# ----------------------------------------------------------------------------- the steps of a run
+@dataclass
+class Runtime:
+    """Where this process trains: its device, its rank among the DDP processes, and whether AMP is on."""
+
+    device: torch.device
+    dist: DistInfo
+    amp: bool
+
+
+def setup_runtime(settings: dict) -> Runtime:
+    """Pick the device, join the DDP process group (under torchrun) and seed this rank's RNGs."""
+    tcfg = settings["train"]
+    device = pick_device(tcfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
+    info = init_distributed(device.type)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    seed_everything(settings["seed"] + info.rank)
+    return Runtime(device=device, dist=info, amp=bool(tcfg["amp"]) and device.type == "cuda")
+
+
+@dataclass
+class Batches:
+    """The loader of this rank's share of the items, its sampler (set per epoch) and the per-rank batch size."""
+
+    loader: torch.utils.data.DataLoader
+    sampler: EpochSampler
+    per_rank_batch: int
+
+
+def make_batches(task: TrainingTask, settings: dict, rt: Runtime) -> Batches:
+    """``train.batch_size`` items a step, split across the ranks; ValueError if not even one batch fits."""
+    tcfg = settings["train"]
+    per_rank_batch = max(1, tcfg["batch_size"] // rt.dist.world_size)
+    sampler = EpochSampler(len(task.dataset), settings["seed"], rt.dist.rank, rt.dist.world_size)
+    loader = torch.utils.data.DataLoader(
+        task.dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=tcfg["num_workers"],
+        collate_fn=task.collate, drop_last=True, pin_memory=rt.device.type == "cuda",
+        # workers keep their scene arrays across epochs; the epoch reaches them through the sampler's pairs
+        persistent_workers=tcfg["num_workers"] > 0,
+    )
+    if len(loader) == 0:
+        raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(task.dataset)} training items")
+    return Batches(loader, sampler, per_rank_batch)
+
+
+@dataclass
+class Optimisation:
+    """Optimizer (one parameter group per network, in the order of the networks), LR schedule, AMP scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+
+    def step(self, total_loss: torch.Tensor) -> None:
+        """One optimisation step on ``total_loss`` (scaled under AMP)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total_loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def make_optimisation(nets: dict, tcfg: dict, amp: bool) -> Optimisation:
+    """Adam or SGD (momentum 0.9) at ``train.lr`` (the image network's times ``image_lr_mult``, only its trainable
+    parameters), decayed by ``gamma`` at the ``milestones`` epochs."""
+    lr_mult = {"image": tcfg["image_lr_mult"], "point": 1.0}
+    param_groups = [{"params": [p for p in net.parameters() if p.requires_grad], "lr": tcfg["lr"] * lr_mult[name]}
+                    for name, net in nets.items()]
+    if tcfg["optimizer"] == "adam":
+        optimizer = torch.optim.Adam(param_groups, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    else:
+        optimizer = torch.optim.SGD(param_groups, lr=tcfg["lr"], momentum=0.9, weight_decay=tcfg["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=tcfg["milestones"], gamma=tcfg["gamma"])
+    return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp))
+
+
+def resume(ckpt_path: Path, digest: str, nets: dict, opt: Optimisation, rt: Runtime, experiment: str) -> int:
+    """The first epoch to train (0-based): 0, or the one after the checkpoint's when ``ckpt_path`` holds a run
+    of these settings (hash ``digest``), whose networks, optimisation and this rank's RNG state it restores."""
+    if not ckpt_path.exists():
+        return 0
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("settings_hash") != digest:
+        if rt.dist.is_main:
+            log.warning("train %s: %s belongs to other settings (hash %s != %s); starting from scratch",
+                        experiment, ckpt_path, ckpt.get("settings_hash"), digest)
+        return 0
+    for name, net in nets.items():
+        net.load_state_dict(ckpt["models"][name])
+    opt.load_state_dict(ckpt)
+    set_rng_state(ckpt["rng"][min(rt.dist.rank, len(ckpt["rng"]) - 1)])
+    start_epoch = ckpt["epoch"] + 1
+    if rt.dist.is_main:
+        # start_epoch counts from 0, so it is the 1-based number of the last finished epoch ("epoch 2/3")
+        log.info("train %s: resuming after epoch %d from %s", experiment, start_epoch, ckpt_path)
+    return start_epoch
+
+
+def distribute(nets: dict, rt: Runtime) -> dict:
+    """The networks wrapped in DistributedDataParallel under torchrun (several processes); else unchanged."""
+    if rt.dist.world_size <= 1:
+        return nets
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return {k: DDP(v, device_ids=ids) for k, v in nets.items()}
+
+
+def epochs_to_run(start_epoch: int, epochs: int, stop_after_epoch: int | None) -> tuple[range, bool]:
+    """The 0-based epochs this call trains, and whether they end the run (then ``model.pt`` is written).
+
+    ``stop_after_epoch`` k ends the call after epoch k (1-based) -- or after the first epoch trained when the
+    run resumes beyond k -- unless k exceeds ``epochs``; a run stopped that way writes no ``model.pt``, even at
+    its last epoch. A run resumed after its last epoch trains nothing and ends.
+    """
+    if stop_after_epoch is None or start_epoch >= epochs or stop_after_epoch > epochs:
+        return range(start_epoch, epochs), True
+    return range(start_epoch, max(start_epoch + 1, stop_after_epoch)), False
+
+
+def train_epoch(epoch: int, nets: dict, batches: Batches, task: TrainingTask, opt: Optimisation, rt: Runtime,
+                ckpt_path: Path, desc: str) -> tuple[dict[str, float], int, float]:
+    """One pass over this rank's items: (mean of each loss term over the steps and ranks, steps, seconds)."""
+    task.dataset.set_epoch(epoch)
+    batches.sampler.set_epoch(epoch)
+    for net in nets.values():
+        net.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    t0 = time.perf_counter()
+    for batch in _progress(batches.loader, len(batches.loader), desc, rt.dist.is_main):
+        outputs = forward_batch(nets.get("image"), nets.get("point"), batch, rt.device, rt.amp)
+        terms = task.loss(batch, outputs, rt.device)
+        _check_finite(terms, epoch, steps, rt.dist, ckpt_path)
+        opt.step(terms["total"])
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        steps += 1
+    opt.scheduler.step()
+    seconds = time.perf_counter() - t0
+    return _mean_over_ranks({k: v / steps for k, v in sums.items()}, rt), steps, seconds
+
+
+def _mean_over_ranks(means: dict[str, float], rt: Runtime) -> dict[str, float]:
+    if rt.dist.world_size <= 1:
+        return means
+    vec = torch.tensor([means[k] for k in sorted(means)], device=rt.device)
+    dist.all_reduce(vec)
+    return dict(zip(sorted(means), (vec / rt.dist.world_size).tolist()))
+
+
+def rng_states_of_ranks(rt: Runtime) -> list[dict]:
+    """Every rank's RNG state (a collective under DDP), so a resumed DDP run continues each rank exactly."""
+    states = [rng_state()]
+    if rt.dist.world_size > 1:
+        gathered = [None] * rt.dist.world_size
+        dist.all_gather_object(gathered, states[0])
+        states = gathered
+    return states
+
+
+class RunLog:
+    """What a run tells its user, written by rank 0 only: ``config.json`` (the settings), one line per epoch in
+    ``metrics.jsonl``, TensorBoard events in ``tb/`` and one log line per epoch."""
+
+    def __init__(self, run_dir: Path, settings: dict, enabled: bool):
+        self.run_dir, self.experiment, self.epochs = run_dir, settings["experiment"], settings["train"]["epochs"]
+        self.writer = None
+        if enabled:
+            (run_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tb"))
+
+    def epoch(self, metrics: dict) -> None:
+        """Record one epoch's metrics (see ``epoch_metrics``)."""
+        if self.writer is None:
+            return
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        step = metrics["epoch"]
+        for k, v in metrics["loss"].items():
+            self.writer.add_scalar(f"loss/{k}", v, step)
+        for name, lr in metrics["lr"].items():
+            self.writer.add_scalar(f"lr/{name}", lr, step)
+        self.writer.add_scalar("samples_per_second", metrics["samples_per_second"], step)
+        self.writer.flush()
+        log.info("train %s: epoch %d/%d loss %s lr %s %.1f s (%.1f samples/s)", self.experiment, step, self.epochs,
+                 " ".join(f"{k}={v:.4f}" for k, v in metrics["loss"].items()),
+                 " ".join(f"{k}={v:.2g}" for k, v in metrics["lr"].items()), metrics["seconds"],
+                 metrics["samples_per_second"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def epoch_metrics(epoch: int, means: dict[str, float], lrs: dict[str, float], seconds: float, samples: int) -> dict:
+    """The line of ``metrics.jsonl`` of 0-based ``epoch``: mean loss terms, learning rates, wall time and
+    throughput (``samples`` items over all ranks in ``seconds``)."""
+    return {"epoch": epoch + 1, "loss": means, "lr": lrs, "seconds": round(seconds, 2),
+            "samples_per_second": round(samples / seconds, 2)}
+
+
+def checkpoint_payload(epoch: int, digest: str, settings: dict, nets: dict, opt: Optimisation, rng_states: list,
+                       metrics: dict) -> dict:
+    """What ``checkpoint.pt`` holds after 0-based ``epoch``: everything ``resume`` restores."""
+    return {"epoch": epoch, "settings_hash": digest, "experiment": settings["experiment"],
+            "models": {k: _unwrap(v).state_dict() for k, v in nets.items()},
+            **opt.state_dict(), "rng": rng_states, "metrics": metrics}
+
+
+def save_final_model(path: Path, digest: str, settings: dict, nets: dict) -> None:
+    """``model.pt``: the settings and the weights of the networks, what evaluation loads (``load_trained``)."""
+    save_checkpoint(path, {"experiment": settings["experiment"], "settings_hash": digest,
+                           "models": {k: _unwrap(v).state_dict() for k, v in nets.items()}, "settings": settings})
+    log.info("train %s: done, weights in %s", settings["experiment"], path)
+
+
 def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None) -> dict:
     """Train one experiment into ``run_dir``; resumes from ``run_dir/checkpoint.pt`` when it matches.
 
     Writes ``checkpoint.pt`` (every epoch, atomically), ``metrics.jsonl`` (one line per epoch),
     ``tb/`` (TensorBoard events), ``config.json`` (the resolved settings) and, when the last epoch is
     done, ``model.pt`` (weights only). ``stop_after_epoch`` ends early (tests, time-boxed runs)
-    without writing ``model.pt``. Returns the last epoch's metrics.
+    without writing ``model.pt`` (see ``epochs_to_run``). Returns the last epoch's metrics.
     """
     run_dir = Path(run_dir)
-    tcfg = settings["train"]
-    device = pick_device(tcfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
-    info = init_distributed(device.type)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    amp = bool(tcfg["amp"]) and device.type == "cuda"
-    seed_everything(settings["seed"] + info.rank)
-    switches = loss_switches(settings)
-
-    task = training_task(settings, switches)
-    dataset = task.dataset
-    per_rank_batch = max(1, tcfg["batch_size"] // info.world_size)
-    sampler = EpochSampler(len(dataset), settings["seed"], info.rank, info.world_size)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=tcfg["num_workers"],
-        collate_fn=task.collate, drop_last=True, pin_memory=device.type == "cuda",
-        # workers keep their scene arrays across epochs; the epoch reaches them through the sampler's pairs
-        persistent_workers=tcfg["num_workers"] > 0,
-    )
-    if len(loader) == 0:
-        raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(dataset)} training items")
-
-    image_net, point_net = build_models(settings, switches)
-    nets = {k: v for k, v in (("image", image_net), ("point", point_net)) if v is not None}
+    rt = setup_runtime(settings)
+    task = training_task(settings, loss_switches(settings))
+    batches = make_batches(task, settings, rt)
+    nets = build_networks(settings).present()
     for net in nets.values():
-        net.to(device)
-    param_groups = []
-    if image_net is not None:
-        param_groups += [{"params": [p for p in image_net.parameters() if p.requires_grad],
-                          "lr": tcfg["lr"] * tcfg["image_lr_mult"]}]
-    if point_net is not None:
-        param_groups += [{"params": list(point_net.parameters()), "lr": tcfg["lr"]}]
-    if tcfg["optimizer"] == "adam":
-        optimizer = torch.optim.Adam(param_groups, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    else:
-        optimizer = torch.optim.SGD(param_groups, lr=tcfg["lr"], momentum=0.9, weight_decay=tcfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=tcfg["milestones"], gamma=tcfg["gamma"])
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-
+        net.to(rt.device)
+    opt = make_optimisation(nets, settings["train"], rt.amp)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / CHECKPOINT
-    digest = settings_hash(settings)
-    start_epoch = 0
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("settings_hash") == digest:
-            for name, net in nets.items():
-                net.load_state_dict(ckpt["models"][name])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
-            set_rng_state(ckpt["rng"][min(info.rank, len(ckpt["rng"]) - 1)])
-            start_epoch = ckpt["epoch"] + 1
-            if info.is_main:
-                # start_epoch counts from 0, so it is the 1-based number of the last finished epoch ("epoch 2/3")
-                log.info("train %s: resuming after epoch %d from %s", settings["experiment"], start_epoch, ckpt_path)
-        elif info.is_main:
-            log.warning("train %s: %s belongs to other settings (hash %s != %s); starting from scratch",
-                        settings["experiment"], ckpt_path, ckpt.get("settings_hash"), digest)
-
-    if info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        nets = {k: DDP(v, device_ids=ids) for k, v in nets.items()}
-    image_net, point_net = nets.get("image"), nets.get("point")
-
-    writer = None
-    if info.is_main:
-        (run_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tb"))
-    epochs = tcfg["epochs"]
+    ckpt_path, digest = run_dir / CHECKPOINT, settings_hash(settings)
+    start_epoch = resume(ckpt_path, digest, nets, opt, rt, settings["experiment"])
+    nets = distribute(nets, rt)
+    run_log = RunLog(run_dir, settings, enabled=rt.dist.is_main)
+    epochs, ends_run = epochs_to_run(start_epoch, settings["train"]["epochs"], stop_after_epoch)
     last_metrics: dict = {}
-    for epoch in range(start_epoch, epochs):
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        for net in nets.values():
-            net.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        t0 = time.perf_counter()
-        for batch in _progress(loader, len(loader), f"{settings['experiment']} epoch {epoch + 1}/{epochs}",
-                               info.is_main):
-            outputs = forward_batch(image_net, point_net, batch, device, amp)
-            terms = task.loss(batch, outputs, device)
-            _check_finite(terms, epoch, steps, info, ckpt_path)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["total"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            steps += 1
-        scheduler.step()
-        seconds = time.perf_counter() - t0
-        means = {k: v / steps for k, v in sums.items()}
-        if info.world_size > 1:
-            vec = torch.tensor([means[k] for k in sorted(means)], device=device)
-            dist.all_reduce(vec)
-            means = dict(zip(sorted(means), (vec / info.world_size).tolist()))
-        lrs = dict(zip(nets, scheduler.get_last_lr()))  # one parameter group per network, in the same order
-        last_metrics = {"epoch": epoch + 1, "loss": means, "lr": lrs, "seconds": round(seconds, 2),
-                        "samples_per_second": round(steps * per_rank_batch * info.world_size / seconds, 2)}
-        # every rank's RNG state, so a resumed DDP run continues each rank exactly
-        rng_states = [rng_state()]
-        if info.world_size > 1:
-            gathered = [None] * info.world_size
-            dist.all_gather_object(gathered, rng_states[0])
-            rng_states = gathered
-        if info.is_main:
-            save_checkpoint(ckpt_path, {
-                "epoch": epoch, "settings_hash": digest, "experiment": settings["experiment"],
-                "models": {k: _unwrap(v).state_dict() for k, v in nets.items()},
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng_states, "metrics": last_metrics,
-            })
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(last_metrics) + "\n")
-            for k, v in means.items():
-                writer.add_scalar(f"loss/{k}", v, epoch + 1)
-            for name, lr in lrs.items():
-                writer.add_scalar(f"lr/{name}", lr, epoch + 1)
-            writer.add_scalar("samples_per_second", last_metrics["samples_per_second"], epoch + 1)
-            writer.flush()
-            log.info("train %s: epoch %d/%d loss %s lr %s %.1f s (%.1f samples/s)", settings["experiment"],
-                     epoch + 1, epochs, " ".join(f"{k}={v:.4f}" for k, v in means.items()),
-                     " ".join(f"{k}={v:.2g}" for k, v in lrs.items()), seconds, last_metrics["samples_per_second"])
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            break
-    else:
-        if info.is_main:
-            final = {"experiment": settings["experiment"], "settings_hash": digest,
-                     "models": {k: _unwrap(v).state_dict() for k, v in nets.items()}, "settings": settings}
-            save_checkpoint(run_dir / FINAL_MODEL, final)
-            log.info("train %s: done, weights in %s", settings["experiment"], run_dir / FINAL_MODEL)
-    if writer is not None:
-        writer.close()
-    if info.world_size > 1:
-        _check_ranks_in_sync(nets, info)
+    for epoch in epochs:
+        desc = f"{settings['experiment']} epoch {epoch + 1}/{settings['train']['epochs']}"
+        means, steps, seconds = train_epoch(epoch, nets, batches, task, opt, rt, ckpt_path, desc)
+        lrs = dict(zip(nets, opt.scheduler.get_last_lr()))  # one parameter group per network, in the same order
+        last_metrics = epoch_metrics(epoch, means, lrs, seconds, steps * batches.per_rank_batch * rt.dist.world_size)
+        rng_states = rng_states_of_ranks(rt)
+        if rt.dist.is_main:
+            save_checkpoint(ckpt_path, checkpoint_payload(epoch, digest, settings, nets, opt, rng_states, last_metrics))
+        run_log.epoch(last_metrics)
+    if ends_run and rt.dist.is_main:
+        save_final_model(run_dir / FINAL_MODEL, digest, settings, nets)
+    run_log.close()
+    if rt.dist.world_size > 1:
+        _check_ranks_in_sync(nets, rt.dist)
         dist.barrier()
     return last_metrics
 

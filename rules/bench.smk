@@ -47,17 +47,17 @@ rule bench_transfer:
 
 rule bench_train:
     input:
-        CACHE / "index/train.json",
+        index_path(CACHE, "train"),
     output:
         "bench/train.json",
-    params:
-        settings=lambda wc: json.dumps(experiment_settings(config["experiment"]), sort_keys=True),
-        batch_size=config["train"]["batch_size"],
-    threads: NETWORK_THREADS
     log:
         LOGS / "bench/train.log",
     conda:
         "../envs/jointwsss.yaml"
+    threads: NETWORK_THREADS
+    params:
+        settings=lambda wc: json.dumps(experiment_settings(config["experiment"]), sort_keys=True),
+        batch_size=config["train"]["batch_size"],
     shell:
         "jointwsss bench train --settings {params.settings:q} --batch-size {params.batch_size}"
         " --num-workers $(({threads} - 1)) --out {output} > {log} 2>&1"
@@ -68,6 +68,11 @@ rule bench_pointnet:
         split_stores("train"),
     output:
         "bench/pointnet.json",
+    log:
+        LOGS / "bench/pointnet.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    threads: NETWORK_THREADS
     params:
         device=config["train"]["device"],
         cache=CACHE,
@@ -78,18 +83,12 @@ rule bench_pointnet:
             if config["model"]["point"].get("radii")
             else ""
         ),
-    threads: NETWORK_THREADS
-    log:
-        LOGS / "bench/pointnet.log",
-    conda:
-        "../envs/jointwsss.yaml"
     shell:
         "jointwsss bench pointnet --device {params.device} --cache-dir {params.cache} --points {params.points}"
         " --width {params.width} {params.radii} --out {output} > {log} 2>&1"
 
 
 rule bench:
-    localrule: True
     input:
         "bench/preprocess.json",
         "bench/sens_memory.json",
@@ -97,3 +96,4 @@ rule bench:
         "bench/transfer.json",
         "bench/train.json",
         "bench/pointnet.json",
+    localrule: True

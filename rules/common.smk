@@ -10,10 +10,16 @@ from jointwsss.config import validate_config
 from jointwsss.io.download import scene_suffixes
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
-    PRETRAIN_EXPERIMENT, PRETRAIN_SPLIT, experiment_settings as jointwsss_experiment_settings, imported_weights_path,
-    pretrain_settings, uses_image_network,
+    PRETRAIN_EXPERIMENT,
+    PRETRAIN_SPLIT,
+    experiment_settings as jointwsss_experiment_settings,
+    imported_weights_path,
+    pretrain_settings,
+    uses_image_network,
+    uses_point_network,
 )
-from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids as synth_scene_ids
+from jointwsss.io.layout import STORE_KINDS, index_path, store_path
+from jointwsss.synth.scannet import COUNT_KEYS, SCENE_KEYS, SynthScanNetConfig, scene_ids as synth_scene_ids
 
 validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
 
@@ -23,37 +29,37 @@ SOURCE = config["dataset"]["source"]
 SPLITS = config["dataset"]["splits"]
 # Image network pretrained on extra synthetic scenes (jointwsss.experiments.pretrain_settings): only
 # on the synthetic dataset and only when no ImageNet weights are given.
-PRETRAIN_IMAGE = (config["pretrain"]["image"] == "synthetic" and SOURCE == "synthetic"
-                  and not config["model"]["image"]["weights"])
+PRETRAIN_IMAGE = (
+    config["pretrain"]["image"] == "synthetic" and SOURCE == "synthetic" and not config["model"]["image"]["weights"]
+)
 if config["pretrain"]["image"] == "synthetic" and SOURCE != "synthetic" and not config["model"]["image"]["weights"]:
     config["pretrain"]["image"] = "none"
-    print(f"config: pretrain.image 'synthetic' needs dataset.source synthetic; with '{SOURCE}' the image network "
-          "starts from random weights -- set model.image.weights to PSA's ImageNet file (README, 'ImageNet weights')",
-          file=sys.stderr)
+    print(
+        f"config: pretrain.image 'synthetic' needs dataset.source synthetic; with '{SOURCE}' the image network "
+        "starts from random weights -- set model.image.weights to PSA's ImageNet file (README, 'ImageNet weights')",
+        file=sys.stderr,
+    )
 LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
 # The state dict converted from model.image.weights when that is an MXNet .params file (rules/weights.smk), else None.
 IMPORTED_IMAGE_WEIGHTS = imported_weights_path(config)
 if IMPORTED_IMAGE_WEIGHTS and not Path(config["model"]["image"]["weights"]).is_file():
     from jointwsss.imagenet_weights import GOOD_COPY_FIX
 
-    print(f"config: model.image.weights {config['model']['image']['weights']} not found -- {GOOD_COPY_FIX}",
-          file=sys.stderr)
+    print(
+        f"config: model.image.weights {config['model']['image']['weights']} not found -- {GOOD_COPY_FIX}",
+        file=sys.stderr,
+    )
+
+
+def synth_settings(keys):
+    """The synth section's ``keys`` as the JSON `jointwsss synth scannet --settings` takes (rules/data.smk)."""
+    return json.dumps({key: config["synth"][key] for key in keys}, sort_keys=True)
 
 
 def synth_config():
-    s = config["synth"]
-    return SynthScanNetConfig(
-        seed=s["seed"],
-        num_train_scenes=s["num_train_scenes"],
-        num_val_scenes=s["num_val_scenes"],
-        num_test_scenes=s["num_test_scenes"],
-        num_pretrain_scenes=config["pretrain"]["num_scenes"] if PRETRAIN_IMAGE else 0,
-        frames_per_scene=s["frames_per_scene"],
-        color_size=tuple(s["color_size"]),
-        depth_size=tuple(s["depth_size"]),
-        invalid_pose_fraction=s["invalid_pose_fraction"],
-        mesh_vertex_spacing_m=s["mesh_vertex_spacing_m"],
-        jpeg_quality=s["jpeg_quality"],
+    """The synthetic dataset of the config, with the pretrain scenes where the image network is pretrained."""
+    return SynthScanNetConfig.from_settings(
+        {**config["synth"], "num_pretrain_scenes": config["pretrain"]["num_scenes"] if PRETRAIN_IMAGE else 0}
     )
 
 
@@ -98,18 +104,6 @@ def split_list(split):
     return str(RAW_DIR / f"scannetv2_{split}.txt")
 
 
-def synth_scene_args():
-    """CLI flags for the per-scene settings of the synthetic generator (everything but the scene counts)."""
-    s = config["synth"]
-    return (
-        f"--seed {s['seed']} --frames-per-scene {s['frames_per_scene']}"
-        f" --color-size {s['color_size'][0]} {s['color_size'][1]}"
-        f" --depth-size {s['depth_size'][0]} {s['depth_size'][1]}"
-        f" --invalid-pose-fraction {s['invalid_pose_fraction']}"
-        f" --mesh-vertex-spacing-m {s['mesh_vertex_spacing_m']} --jpeg-quality {s['jpeg_quality']}"
-    )
-
-
 if SOURCE == "download":
     if not config["scannet"]["base_url"]:
         raise ValueError(
@@ -129,14 +123,26 @@ elif SOURCE == "local" and not (RAW_DIR / "scans").is_dir():
 RUNS = Path(config["runs_dir"])
 EXPERIMENTS = list(config["experiments"])
 if PRETRAIN_EXPERIMENT in EXPERIMENTS:
-    raise ValueError(f"config: '{PRETRAIN_EXPERIMENT}' is reserved for the image network's pretraining -- rename that experiment")
+    raise ValueError(
+        f"config: '{PRETRAIN_EXPERIMENT}' is reserved for the image network's pretraining -- rename that experiment"
+    )
 if config["experiment"] not in config["experiments"]:
     raise ValueError(
         f"config: experiment '{config['experiment']}' is not one of the keys of experiments: {', '.join(EXPERIMENTS)}"
     )
 
+
+# Every {experiment} of a rule's files is one of the configured experiments and every {split} one of the
+# splits (rules that take narrower sets say so); without this, a path such as runs/a/eval/... could match
+# several rules.
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    split="|".join(SCENES),
+    room="[^/]+",  # an S3DIS room (rules/s3dis.smk)
+
+
 def experiment_settings(name):
-    """Everything that determines the trained weights of one experiment (jointwsss.train.experiment_settings)."""
+    """Everything that determines the trained weights of one experiment (jointwsss.experiments.experiment_settings)."""
     return jointwsss_experiment_settings(config, name)
 
 
@@ -184,10 +190,9 @@ def frames_inputs(wildcards):
 # ---------------------------------------------------------------- training inputs
 def split_stores(split):
     """The index and every store of a split: what training on it reads."""
-    return [str(CACHE / f"index/{split}.json")] + [
-        str(CACHE / f"{kind}/{scene}.zarr") for scene in SCENES[split] for kind in ("points", "frames", "corr")
+    return [str(index_path(CACHE, split))] + [
+        str(store_path(CACHE, kind, scene)) for scene in SCENES[split] for kind in STORE_KINDS
     ]
-
 
 
 # Run folders train_experiment writes (the experiments and the image pretraining).
@@ -213,7 +218,7 @@ def train_inputs(wildcards):
     settings = training_settings(wildcards.experiment)
     weights = settings["model"]["image"]["weights"]
     if wildcards.experiment == PRETRAIN_EXPERIMENT:
-        stores = [str(CACHE / f"frames/{scene}.zarr") for scene in settings["scenes"]]
+        stores = [str(store_path(CACHE, "frames", scene)) for scene in settings["scenes"]]
     else:
         stores = split_stores(settings["split"])
     return stores + ([weights] if weights else [])
@@ -232,14 +237,12 @@ if _missing:
 
 # ---------------------------------------------------------------- report
 def report_inputs(name):
-    """Exports of one evaluated experiment: tables and curves, its diagnosis per evaluated split, 3D files,
-    2D overlays where it has an image network, the interactive 3D viewer where it has a point network."""
-    out = [RUNS / f"{name}/eval/metrics.tsv", RUNS / f"{name}/eval/curves.png", RUNS / "palette.png",
-           RUNS / f"{name}/eval/submission_val", RUNS / f"{name}/eval/ply_val", RUNS / f"{name}/eval/viewer"]
-    out += [RUNS / f"{name}/diagnose/{split}.tsv" for split in EVAL_SPLITS]
-    losses = set(config["experiments"][name]["losses"])
-    if uses_image_network(config["experiments"][name]):
-        out.append(RUNS / f"{name}/eval/overlays_val")
-    if not losses & {"cls3d", "to3d", "to2d", "pcam_like"}:
-        out = [p for p in out if not any(k in str(p) for k in ("submission", "ply_val", "viewer"))]
-    return [str(p) for p in out]
+    """Exports of one evaluated experiment, the outputs of the rules of rules/report.smk and export_diagnosis:
+    tables and curves, the legend, its diagnosis per evaluated split; where it has a point network the 3D
+    files and the interactive 3D viewer, where it has an image network the 2D overlays."""
+    exp = config["experiments"][name]
+    exports = [rules.export_tables, rules.export_legend]
+    exports += [rules.export_3d, rules.export_viewer] if uses_point_network(exp) else []
+    exports += [rules.export_overlays] if uses_image_network(exp) else []
+    out = [path for rule in exports for path in expand(rule.output, experiment=name)]
+    return out + expand(rules.export_diagnosis.output, experiment=name, split=EVAL_SPLITS)

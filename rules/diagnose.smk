@@ -7,23 +7,22 @@
 rule diagnose_experiment:
     input:
         model=RUNS / "{experiment}/model.pt",
-        index=CACHE / "index/{split}.json",
+        index=index_path(CACHE, "{split}"),
         predictions=RUNS / "{experiment}/eval/predictions/{split}.h5",
     output:
         RUNS / "{experiment}/diagnose/{split}.json",
+    log:
+        LOGS / "diagnose/{experiment}_{split}.log",
     wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-        split="|".join(EVAL_SPLITS),
-    params:
-        cache_dir=CACHE,
-        seed=config["seed"],
+        split="|".join(EVAL_SPLITS),  # the test split has no labels to diagnose against
+    conda:
+        "../envs/jointwsss.yaml"
     threads: NETWORK_THREADS
     resources:
         device=config["train"]["device"],
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "diagnose/{experiment}_{split}.log",
+    params:
+        cache_dir=CACHE,
+        seed=config["seed"],
     shell:
         "jointwsss diagnose --model {input.model} --cache-dir {params.cache_dir} --split {wildcards.split}"
         " --predictions {input.predictions} --seed {params.seed} --device {resources.device} --threads {threads}"
@@ -34,20 +33,21 @@ rule export_diagnosis:
     input:
         RUNS / "{experiment}/diagnose/{split}.json",
     output:
-        report(RUNS / "{experiment}/diagnose/{split}.tsv", caption="../workflow/report/diagnosis.rst",
-               category="{experiment}", subcategory="diagnosis"),
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-        split="|".join(EVAL_SPLITS),
-    conda:
-        "../envs/jointwsss.yaml"
+        report(
+            RUNS / "{experiment}/diagnose/{split}.tsv",
+            caption="../workflow/report/diagnosis.rst",
+            category="{experiment}",
+            subcategory="diagnosis",
+        ),
     log:
         LOGS / "export/{experiment}_diagnosis_{split}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     shell:
         "jointwsss export table --diagnose {input} --out {output} > {log} 2>&1"
 
 
 rule diagnose:
-    localrule: True
     input:
         [str(RUNS / f"{config['experiment']}/diagnose/{split}.json") for split in EVAL_SPLITS],
+    localrule: True

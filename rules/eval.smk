@@ -4,24 +4,21 @@
 rule infer:
     input:
         model=RUNS / "{experiment}/model.pt",
-        index=CACHE / "index/{split}.json",
+        index=index_path(CACHE, "{split}"),
     output:
         RUNS / "{experiment}/eval/predictions/{split}.h5",
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-        split="|".join(SPLITS),
+    log:
+        LOGS / "infer/{experiment}_{split}.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    threads: NETWORK_THREADS
+    resources:
+        device=config["train"]["device"],
     params:
         cache_dir=CACHE,
         mode=lambda wc: EVAL_MODES[wc.split],
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
-    threads: NETWORK_THREADS
-    resources:
-        device=config["train"]["device"],
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "infer/{experiment}_{split}.log",
     shell:
         "jointwsss infer --model {input.model} --cache-dir {params.cache_dir} --split {wildcards.split}"
         " --mode {params.mode} --passes-3d {params.passes_3d} --seed {params.seed}"
@@ -33,23 +30,21 @@ rule evaluate:
         lambda wc: [str(RUNS / f"{wc.experiment}/eval/predictions/{split}.h5") for split in EVAL_SPLITS],
     output:
         RUNS / "{experiment}/eval/metrics.json",
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-    params:
-        cache_dir=CACHE,
-    conda:
-        "../envs/jointwsss.yaml"
     log:
         LOGS / "evaluate/{experiment}.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    params:
+        cache_dir=CACHE,
     shell:
         "jointwsss evaluate --experiment {wildcards.experiment} --cache-dir {params.cache_dir}"
         " --predictions {input} --out {output} > {log} 2>&1"
 
 
 rule eval:
-    localrule: True
     input:
         RUNS / f"{config['experiment']}/eval/metrics.json",
+    localrule: True
 
 
 rule ablation_table:
@@ -58,19 +53,19 @@ rule ablation_table:
     output:
         md=RUNS / "ablation.md",
         json=RUNS / "ablation.json",
+    log:
+        LOGS / "ablation.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         runs_dir=RUNS,
         experiments=json.dumps(config["experiments"], sort_keys=True),
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "ablation.log",
     shell:
         "jointwsss ablation --runs-dir {params.runs_dir} --experiments {params.experiments:q}"
         " --out-md {output.md} --out-json {output.json} > {log} 2>&1"
 
 
 rule ablation:
-    localrule: True
     input:
         RUNS / "ablation.md",
+    localrule: True

@@ -7,18 +7,24 @@ rule export_tables:
         model=RUNS / "{experiment}/model.pt",
         metrics=RUNS / "{experiment}/eval/metrics.json",
     output:
-        table=report(RUNS / "{experiment}/eval/metrics.tsv", caption="../workflow/report/metrics.rst",
-                     category="{experiment}", subcategory="metrics"),
-        curves=report(RUNS / "{experiment}/eval/curves.png", caption="../workflow/report/curves.rst",
-                      category="{experiment}", subcategory="training"),
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-    params:
-        metrics_jsonl=lambda wc: RUNS / wc.experiment / "metrics.jsonl",
-    conda:
-        "../envs/jointwsss.yaml"
+        table=report(
+            RUNS / "{experiment}/eval/metrics.tsv",
+            caption="../workflow/report/metrics.rst",
+            category="{experiment}",
+            subcategory="metrics",
+        ),
+        curves=report(
+            RUNS / "{experiment}/eval/curves.png",
+            caption="../workflow/report/curves.rst",
+            category="{experiment}",
+            subcategory="training",
+        ),
     log:
         LOGS / "export/{experiment}_tables.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    params:
+        metrics_jsonl=lambda wc: RUNS / wc.experiment / "metrics.jsonl",
     shell:
         "(jointwsss export table --metrics {input.metrics} --out {output.table}"
         " && jointwsss export curves --metrics {params.metrics_jsonl} --out {output.curves}) > {log} 2>&1"
@@ -30,15 +36,13 @@ rule export_3d:
     output:
         submission=directory(RUNS / "{experiment}/eval/submission_val"),
         ply=directory(RUNS / "{experiment}/eval/ply_val"),
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+    log:
+        LOGS / "export/{experiment}_3d.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         cache_dir=CACHE,
         scans_dir=RAW_DIR / "scans",
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "export/{experiment}_3d.log",
     shell:
         "(jointwsss export submission --predictions {input.predictions} --out {output.submission}"
         " --cache-dir {params.cache_dir}"
@@ -51,16 +55,19 @@ rule export_overlays:
         model=RUNS / "{experiment}/model.pt",
         predictions=RUNS / "{experiment}/eval/predictions/val.h5",
     output:
-        report(directory(RUNS / "{experiment}/eval/overlays_val"), patterns=["{name}.png"],
-               caption="../workflow/report/overlays.rst", category="{experiment}", subcategory="2D predictions"),
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
-    params:
-        cache_dir=CACHE,
-    conda:
-        "../envs/jointwsss.yaml"
+        report(
+            directory(RUNS / "{experiment}/eval/overlays_val"),
+            patterns=["{name}.png"],
+            caption="../workflow/report/overlays.rst",
+            category="{experiment}",
+            subcategory="2D predictions",
+        ),
     log:
         LOGS / "export/{experiment}_overlays.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    params:
+        cache_dir=CACHE,
     shell:
         "jointwsss export overlays --predictions {input.predictions} --cache-dir {params.cache_dir}"
         " --model {input.model} --out {output} > {log} 2>&1"
@@ -71,17 +78,20 @@ rule export_viewer:
         model=RUNS / "{experiment}/model.pt",
         predictions=RUNS / "{experiment}/eval/predictions/val.h5",
     output:
-        report(directory(RUNS / "{experiment}/eval/viewer"), patterns=["{name}.html"],
-               caption="../workflow/report/viewer.rst", category="{experiment}", subcategory="3D viewer"),
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+        report(
+            directory(RUNS / "{experiment}/eval/viewer"),
+            patterns=["{name}.html"],
+            caption="../workflow/report/viewer.rst",
+            category="{experiment}",
+            subcategory="3D viewer",
+        ),
+    log:
+        LOGS / "export/{experiment}_viewer.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         cache_dir=CACHE,
         scans_dir=RAW_DIR / "scans",
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "export/{experiment}_viewer.log",
     shell:
         "jointwsss export viewer --predictions {input.predictions} --cache-dir {params.cache_dir}"
         " --scans-dir {params.scans_dir} --model {input.model} --out {output} > {log} 2>&1"
@@ -90,15 +100,15 @@ rule export_viewer:
 rule export_legend:
     output:
         report(RUNS / "palette.png", caption="../workflow/report/legend.rst", category="legend"),
-    conda:
-        "../envs/jointwsss.yaml"
     log:
         LOGS / "export/legend.log",
+    conda:
+        "../envs/jointwsss.yaml"
     shell:
         "jointwsss export legend --out {output} > {log} 2>&1"
 
 
 rule report_assets:
-    localrule: True
     input:
         lambda wc: report_inputs(config["experiment"]),
+    localrule: True

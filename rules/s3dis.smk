@@ -29,20 +29,17 @@ if S3DIS["source"] == "synthetic":
     rule s3dis_synth:
         output:
             S3DIS_RAW_READY,
+        log:
+            LOGS / f"s3dis/synth_area_{S3DIS_AREA}.log",
+        conda:
+            "../envs/jointwsss.yaml"
+        threads: 2
         params:
             raw_dir=S3DIS_RAW,
             area=S3DIS_AREA,
-            synth=S3DIS["synth"],
-            args=" ".join(
-                f"--{key.replace('_', '-')} {value}" for key, value in S3DIS["synth"].items() if value is not None
-            ),
-        threads: 2
-        conda:
-            "../envs/jointwsss.yaml"
-        log:
-            LOGS / f"s3dis/synth_area_{S3DIS_AREA}.log",
+            settings=json.dumps(S3DIS["synth"], sort_keys=True),
         shell:
-            "jointwsss synth s3dis --out {params.raw_dir} --area {params.area} {params.args}"
+            "jointwsss synth s3dis --out {params.raw_dir} --area {params.area} --settings {params.settings:q}"
             " --workers {threads} --summary {output} > {log} 2>&1"
 
 else:
@@ -60,13 +57,13 @@ checkpoint s3dis_rooms:
         S3DIS_RAW_READY,
     output:
         S3DIS_CACHE / f"rooms_{S3DIS_SPLIT}.json",
+    log:
+        LOGS / f"s3dis/rooms_{S3DIS_SPLIT}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         raw_dir=S3DIS_RAW,
         area=S3DIS_AREA,
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / f"s3dis/rooms_{S3DIS_SPLIT}.log",
     shell:
         "jointwsss preprocess s3dis-rooms --raw-dir {params.raw_dir} --area {params.area} --out {output} > {log} 2>&1"
 
@@ -75,17 +72,15 @@ rule s3dis_points:
     input:
         S3DIS_CACHE / f"rooms_{S3DIS_SPLIT}.json",
     output:
-        directory(S3DIS_CACHE / "points/{room}.zarr"),
-    wildcard_constraints:
-        room="[^/]+",
+        directory(store_path(S3DIS_CACHE, "points", "{room}")),
+    log:
+        LOGS / "s3dis/points/{room}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         raw_dir=S3DIS_RAW,
         area=S3DIS_AREA,
         min_points=config["labels"]["min_points"],
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "s3dis/points/{room}.log",
     shell:
         "jointwsss preprocess s3dis-points --raw-dir {params.raw_dir} --area {params.area} --room {wildcards.room}"
         " --out {output} --min-points {params.min_points} > {log} 2>&1"
@@ -95,19 +90,17 @@ rule s3dis_frames:
     input:
         S3DIS_CACHE / f"rooms_{S3DIS_SPLIT}.json",
     output:
-        directory(S3DIS_CACHE / "frames/{room}.zarr"),
-    wildcard_constraints:
-        room="[^/]+",
+        directory(store_path(S3DIS_CACHE, "frames", "{room}")),
+    log:
+        LOGS / "s3dis/frames/{room}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         raw_dir=S3DIS_RAW,
         area=S3DIS_AREA,
         image_size=S3DIS["image_size"],
         min_pixel_fraction=config["labels"]["min_pixel_fraction"],
         max_frames=f"--max-frames {S3DIS['max_frames_per_room']}" if S3DIS["max_frames_per_room"] else "",
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "s3dis/frames/{room}.log",
     shell:
         "jointwsss preprocess s3dis-frames --raw-dir {params.raw_dir} --area {params.area} --room {wildcards.room}"
         " --out {output} --image-size {params.image_size[0]} {params.image_size[1]}"
@@ -117,20 +110,20 @@ rule s3dis_frames:
 rule s3dis_index:
     input:
         lambda wc: [
-            str(S3DIS_CACHE / f"{kind}/{room}.zarr")
+            str(store_path(S3DIS_CACHE, kind, room))
             for room in room_listing(checkpoints.s3dis_rooms.get().output[0])
             for kind in ("points", "frames")
         ],
     output:
-        S3DIS_CACHE / f"index/{S3DIS_SPLIT}.json",
+        index_path(S3DIS_CACHE, S3DIS_SPLIT),
+    log:
+        LOGS / f"s3dis/index_{S3DIS_SPLIT}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         rooms=lambda wc: " ".join(room_listing(checkpoints.s3dis_rooms.get().output[0])),
         cache_dir=S3DIS_CACHE,
         split=S3DIS_SPLIT,
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / f"s3dis/index_{S3DIS_SPLIT}.log",
     shell:
         "jointwsss preprocess index --split {params.split} --cache-dir {params.cache_dir} --out {output}"
         " --scenes {params.rooms} > {log} 2>&1"
@@ -139,24 +132,22 @@ rule s3dis_index:
 rule s3dis_infer:
     input:
         model=RUNS / "{experiment}/model.pt",
-        index=S3DIS_CACHE / f"index/{S3DIS_SPLIT}.json",
+        index=index_path(S3DIS_CACHE, S3DIS_SPLIT),
     output:
         RUNS / f"{{experiment}}/eval/s3dis/{S3DIS_SPLIT}.h5",
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+    log:
+        LOGS / f"s3dis/infer/{{experiment}}_{S3DIS_SPLIT}.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    threads: NETWORK_THREADS
+    resources:
+        device=config["train"]["device"],
     params:
         cache_dir=S3DIS_CACHE,
         split=S3DIS_SPLIT,
         passes_3d=config["eval"]["passes_3d"],
         seed=config["seed"],
         restrict=f"--restrict-to {' '.join(SHARED_CLASS_NAMES)}" if S3DIS["restrict_to_shared"] else "",
-    threads: NETWORK_THREADS
-    resources:
-        device=config["train"]["device"],
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / f"s3dis/infer/{{experiment}}_{S3DIS_SPLIT}.log",
     shell:
         # every room, also one without 2D-3D-S frames (its points are still evaluated)
         "jointwsss infer --model {input.model} --cache-dir {params.cache_dir} --split {params.split}"
@@ -169,15 +160,13 @@ rule s3dis_evaluate:
         RUNS / f"{{experiment}}/eval/s3dis/{S3DIS_SPLIT}.h5",
     output:
         RUNS / "{experiment}/eval/s3dis_metrics.json",
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+    log:
+        LOGS / "s3dis/evaluate/{experiment}.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         cache_dir=S3DIS_CACHE,
         classes=" ".join(SHARED_CLASS_NAMES),
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "s3dis/evaluate/{experiment}.log",
     shell:
         "jointwsss evaluate --experiment {wildcards.experiment} --dataset s3dis --classes {params.classes}"
         " --cache-dir {params.cache_dir} --predictions {input} --out {output} > {log} 2>&1"
@@ -189,20 +178,20 @@ rule s3dis_table:
     output:
         md=RUNS / "s3dis_table.md",
         json=RUNS / "s3dis_table.json",
+    log:
+        LOGS / "s3dis/table.log",
+    conda:
+        "../envs/jointwsss.yaml"
     params:
         runs_dir=RUNS,
         area=S3DIS_AREA,
         experiments=json.dumps(config["experiments"], sort_keys=True),
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "s3dis/table.log",
     shell:
         "jointwsss s3dis-table --runs-dir {params.runs_dir} --area {params.area}"
         " --experiments {params.experiments:q} --out-md {output.md} --out-json {output.json} > {log} 2>&1"
 
 
 rule eval_s3dis:
-    localrule: True
     input:
         RUNS / "s3dis_table.md",
+    localrule: True

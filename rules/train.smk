@@ -1,27 +1,28 @@
 # Training: one run folder per experiment, and one for the image network's pretraining where it is
 # pretrained on synthetic scenes (runs/pretrain_image/). Target: train (the configured experiment).
 
+
 rule train_experiment:
     input:
         train_inputs,
     output:
         RUNS / "{experiment}/model.pt",
+    log:
+        LOGS / "train/{experiment}.log",
     wildcard_constraints:
-        experiment="|".join(TRAINED_RUNS),
-    params:
-        settings=lambda wc: json.dumps(training_settings(wc.experiment), sort_keys=True),
-        launcher=train_launcher(),
-        run_dir=lambda wc: RUNS / wc.experiment,
+        experiment="|".join(TRAINED_RUNS),  # the experiments and the image network's pretraining
+    conda:
+        "../envs/jointwsss.yaml"
     threads: NETWORK_THREADS
     resources:
         gpus=config["train"]["gpus"],
         device=config["train"]["device"],
         # the SLURM executor plugin turns gres into --gres (it rejects --gres inside slurm_extra)
         gres=f"gpu:{config['train']['gpus']}" if config["train"]["gpus"] else "",
-    conda:
-        "../envs/jointwsss.yaml"
-    log:
-        LOGS / "train/{experiment}.log",
+    params:
+        settings=lambda wc: json.dumps(training_settings(wc.experiment), sort_keys=True),
+        launcher=train_launcher(),
+        run_dir=lambda wc: RUNS / wc.experiment,
     shell:
         # DataLoader workers = threads - 1: Snakemake lowers threads to the cores it was given.
         "{params.launcher} train --run-dir {params.run_dir} --settings {params.settings:q}"
@@ -29,6 +30,6 @@ rule train_experiment:
 
 
 rule train:
-    localrule: True
     input:
         RUNS / f"{config['experiment']}/model.pt",
+    localrule: True

@@ -118,11 +118,12 @@ def hand_built_model(tmp_path: Path, cache: Path, experiment: str) -> Path:
     """model.pt with freshly initialised networks of ``experiment`` (seeded): predictions we can recompute."""
     import torch
 
-    from jointwsss.train import build_models, loss_switches, save_checkpoint
+    from jointwsss.networks import build_networks
+    from jointwsss.train import save_checkpoint
 
     settings = tiny_settings(cache, experiment)
     torch.manual_seed(0)
-    image_net, point_net = build_models(settings, loss_switches(settings))
+    image_net, point_net = build_networks(settings)
     models = {name: net.state_dict() for name, net in (("image", image_net), ("point", point_net)) if net is not None}
     path = tmp_path / experiment / "model.pt"
     path.parent.mkdir(parents=True)

@@ -284,7 +284,8 @@ def rank_process(rank: int, workdir: Path) -> int | None:
 def test_two_rank_training_through_the_rule_stays_in_sync_fails_cleanly_and_resumes(cluster, preprocessed, tmp_path):
     """train.gpus: 2 on CPU: the rule asks SLURM for two GPUs and launches torchrun (gloo); rank 1 is killed
     during epoch 2, the run fails without a hang or a half checkpoint, and a rerun resumes after epoch 1."""
-    from jointwsss.train import build_models, load_checkpoint, loss_switches, parameters_sha256
+    from jointwsss.networks import build_networks
+    from jointwsss.train import load_checkpoint, parameters_sha256
 
     workdir = workdir_with_local_caches(tmp_path, preprocessed)
     cfg = tiny_config(workdir, raw_dir=preprocessed["local"] / "raw", train__gpus=2, train__device="cpu",
@@ -330,7 +331,7 @@ def test_two_rank_training_through_the_rule_stays_in_sync_fails_cleanly_and_resu
     digest = re.search(r"ranks in sync \(all 2 replicas hold identical weights, parameter sha256 (\w+)\)", log)
     assert digest, log
     final = load_checkpoint(run_dir / "model.pt")
-    nets = dict(zip(("image", "point"), build_models(final["settings"], loss_switches(final["settings"]))))
+    nets = dict(zip(("image", "point"), build_networks(final["settings"])))
     for name, net in nets.items():
         net.load_state_dict(final["models"][name])
     assert parameters_sha256(nets) == digest.group(1)    # every rank held exactly the weights rank 0 saved

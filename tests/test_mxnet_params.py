@@ -308,14 +308,14 @@ def test_cli_import_writes_the_state_dict_and_a_summary(full_params, tmp_path, c
 
 def test_width_full_training_starts_from_the_converted_weights(full_params, tmp_path):
     """The pipeline's path: model.image.weights names the .params; experiments point at its conversion in the
-    cache; train's build_models loads it. Every backbone tensor equals the file's array."""
+    cache; build_networks loads it. Every backbone tensor equals the file's array."""
     import torch
 
     from conftest import REPO
     from jointwsss.cli import main
     from jointwsss.config import load_yaml, validate_config
     from jointwsss.experiments import experiment_settings
-    from jointwsss.train import build_models, loss_switches
+    from jointwsss.networks import build_networks
 
     path, _ = full_params
     config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -327,7 +327,7 @@ def test_width_full_training_starts_from_the_converted_weights(full_params, tmp_
     assert main(["weights", "import", str(path), str(converted)]) == 0  # what rule import_imagenet_weights runs
 
     torch.manual_seed(0)
-    image_net, _ = build_models(settings, loss_switches(settings))
+    image_net, _ = build_networks(settings)
     state = image_net.state_dict()
     entries = {e.name: e for e in scan_ndarray_list(path)}
     with open(path, "rb") as file:

@@ -115,7 +115,8 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     """pretrain.image: synthetic -- the object-crop pretraining's backbone (not its CAM head) initialises the experiments."""
     from jointwsss.config import load_yaml, validate_config
     from jointwsss.experiments import experiment_settings, pretrain_settings
-    from jointwsss.train import build_models, loss_switches, settings_hash
+    from jointwsss.networks import build_networks
+    from jointwsss.train import settings_hash
 
     from conftest import REPO
 
@@ -136,7 +137,7 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     joint = experiment_settings(config, "joint")
     assert joint["model"]["image"]["weights"] == str(tmp_path / "runs" / "pretrain_image" / "model.pt")
     assert experiment_settings(config, "cls3d")["model"]["image"]["weights"] is None  # no image network
-    image_net, point_net = build_models(joint, loss_switches(joint))
+    image_net, point_net = build_networks(joint)
     state = image_net.state_dict()
     backbone = [k for k in pretrained if not k.startswith("cam_head.") and not k.endswith("num_batches_tracked")]
     assert len(backbone) > 100

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_cmd, snakemake, write_config
+from conftest import BIN, REPO, run_cmd, snakemake, write_config
 
 
 def test_lint_is_clean(tmp_path):
@@ -17,6 +17,20 @@ def test_lint_is_clean(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Lints for" not in out, out
+
+
+def test_snakefile_and_rules_are_snakefmt_formatted():
+    """`snakefmt --check` (line length from pyproject.toml) passes on the Snakefile and every rule file; the
+    test extra installs snakefmt, so CI always runs this."""
+    import shutil
+
+    exe = shutil.which("snakefmt", path=str(BIN))
+    if exe is None:
+        pytest.skip("snakefmt is not installed -- pip install -e '.[test]' installs it")
+    files = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    assert len(files) >= 10
+    proc = run_cmd([exe, "--check", *map(str, files)], cwd=REPO, check=False)
+    assert proc.returncode == 0, f"run `snakefmt Snakefile rules/` to format:\n{proc.stdout}{proc.stderr}"
 
 
 def test_misspelled_config_key_fails_and_names_the_key(tmp_path):

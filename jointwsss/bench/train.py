@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from jointwsss.train import TrainingTask, build_models, forward_batch, loss_switches, training_task
+from jointwsss.networks import build_networks
+from jointwsss.train import TrainingTask, forward_batch, loss_switches, training_task
 
 
 def _loader(task: TrainingTask, batch_size: int, num_workers: int):
@@ -44,7 +45,7 @@ def step_throughput(settings: dict, batch_size: int, batches: int, device: torch
     """Full training steps on batches prepared up front (so data loading is excluded)."""
     switches = loss_switches(settings)
     task = training_task(settings, switches)
-    image_net, point_net = build_models(settings, switches)
+    image_net, point_net = build_networks(settings)
     nets = [n for n in (image_net, point_net) if n is not None]
     for n in nets:
         n.to(device).train()

@@ -17,6 +17,7 @@ from jointwsss.export.images import blend_half, heat_colors, write_png
 from jointwsss.export.predictions import open_predictions
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 
 SEPARATOR_PX = 2            # width in pixels of the white strip between columns
 SEPARATOR_RGB = (255, 255, 255)
@@ -80,11 +81,11 @@ def write_overlays(pred_h5: Path, cache_dir: Path, out_dir: Path, max_frames_per
     with open_predictions(pred_h5, "2d") as h5:
         for scene in h5:
             group = h5[scene]
-            store_path = Path(cache_dir) / "frames" / f"{scene}.zarr"
-            frames = open_store(store_path, "frames")
+            frames_store = store_path(cache_dir, "frames", scene)
+            frames = open_store(frames_store, "frames")
             frame_ids = frames["frame_id"][...]
             if not np.array_equal(group["frame_id"][...], frame_ids):
-                raise DataFormatError(pred_h5, f"scene {scene}: frame ids differ from those of {store_path}",
+                raise DataFormatError(pred_h5, f"scene {scene}: frame ids differ from those of {frames_store}",
                                       "re-run inference on this cache")
             for f in spread_frames(len(frame_ids), max_frames_per_scene):
                 color = frames["color"][f]

@@ -21,6 +21,7 @@ from jointwsss.export.predictions import open_predictions
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 from jointwsss.metrics import confusion_matrix, miou_report
 
 MAX_NYU40_ID = 65535  # ids are uint16 in the label PLYs; anything larger cannot be a label
@@ -82,12 +83,12 @@ def evaluate_submission(sub_dir: Path, cache_dir: Path, scenes: Iterable[str]) -
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
     for scene in scenes:
         path = Path(sub_dir) / f"{scene}.txt"
-        store_path = Path(cache_dir) / "points" / f"{scene}.zarr"
-        gt = open_store(store_path, "points")["label"][...]
+        points_store = store_path(cache_dir, "points", scene)
+        gt = open_store(points_store, "points")["label"][...]
         ids = read_submission(path)
         if len(ids) != len(gt):
             raise DataFormatError(path, f"has {len(ids)} lines but scene {scene} has {len(gt)} vertices "
-                                        f"({os.fspath(store_path)})",
+                                        f"({os.fspath(points_store)})",
                                   "a submission needs exactly one line per vertex of <scene>_vh_clean_2.ply")
         conf += confusion_matrix(gt, lut[ids])
     return miou_report(conf)

@@ -46,6 +46,7 @@ from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.ply import read_mesh_ply
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 from jointwsss.metrics import confusion_matrix, miou_report
 
 log = logging.getLogger("jointwsss")
@@ -273,7 +274,7 @@ def write_viewers(pred_h5: Path, cache_dir: Path, scans_dir: Path, out_dir: Path
         has_2d = bool(h5.attrs.get("has_2d", False))
         for scene in h5:
             inputs = SceneInputs(scene, Path(scans_dir) / scene / f"{scene}_vh_clean_2.ply",
-                                 cache_dir / "points" / f"{scene}.zarr", cache_dir / "frames" / f"{scene}.zarr")
+                                 store_path(cache_dir, "points", scene), store_path(cache_dir, "frames", scene))
             payload = scene_payload(inputs, h5[scene], has_2d=has_2d, cam=cam, max_vertices=max_vertices,
                                     max_frames=max_frames)
             text = scene_html(payload, plotly_b64)

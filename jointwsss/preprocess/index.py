@@ -28,13 +28,14 @@ import numpy as np
 from jointwsss.classes import CLASS_NAMES, NUM_CLASSES
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 
 
 def _scene_entry(scene: str, cache_dir: Path) -> tuple[dict, dict]:
     """(index entry, per-scene statistics) of one scene's finished stores."""
-    points = open_store(cache_dir / "points" / f"{scene}.zarr", "points")
-    frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
-    corr_path = cache_dir / "corr" / f"{scene}.zarr"
+    points = open_store(store_path(cache_dir, "points", scene), "points")
+    frames = open_store(store_path(cache_dir, "frames", scene), "frames")
+    corr_path = store_path(cache_dir, "corr", scene)
     pairs = int(open_store(corr_path, "corr").attrs["num_pairs"]) if corr_path.exists() else None
     num_frames = int(frames.attrs["frames_kept"])
     num_points = int(points.attrs["num_points"])

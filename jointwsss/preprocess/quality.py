@@ -15,6 +15,7 @@ import numpy as np
 
 from jointwsss.classes import IGNORE_INDEX
 from jointwsss.io.zarr_store import open_store
+from jointwsss.io.layout import store_path
 
 
 def labels_at_pixels(label_image: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -55,6 +56,6 @@ def label_agreement(points, frames, corr) -> dict:
 
 def scene_label_agreement(cache_dir: Path, scene: str) -> dict:
     cache_dir = Path(cache_dir)
-    return label_agreement(open_store(cache_dir / "points" / f"{scene}.zarr", "points"),
-                           open_store(cache_dir / "frames" / f"{scene}.zarr", "frames"),
-                           open_store(cache_dir / "corr" / f"{scene}.zarr", "corr"))
+    return label_agreement(open_store(store_path(cache_dir, "points", scene), "points"),
+                           open_store(store_path(cache_dir, "frames", scene), "frames"),
+                           open_store(store_path(cache_dir, "corr", scene), "corr"))

@@ -37,6 +37,7 @@ parallel (``workers``).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -47,6 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jointwsss.config import schema_defaults, stage_settings
 from jointwsss.geometry.camera import look_at
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.s3dis import S3DIS_CLASSES, write_room
@@ -97,6 +99,13 @@ VIEW_CANDIDATES = 6
 VIEW_PROBE_PX = 24
 
 
+# The defaults of the config's s3dis.synth section and s3dis.area (workflow/schemas/config.schema.yaml, the one
+# place they are written).
+_DEFAULTS = {**schema_defaults("s3dis.synth"), "area": schema_defaults("s3dis")["area"]}
+#: The keys of the config's s3dis.synth section, the settings `jointwsss synth s3dis --settings` takes.
+SETTINGS_KEYS = ("seed", "rooms", "frames_per_room", "image_size", "points_per_m2")
+
+
 @dataclass(frozen=True)
 class SynthS3DISConfig:
     """Size and seed of the synthetic S3DIS / 2D-3D-S area.
@@ -105,15 +114,24 @@ class SynthS3DISConfig:
     ``rooms``: rooms in the area (types cycle office, conferenceRoom, hallway, office, lobby, storage, ...).
     ``frames_per_room``: 2D-3D-S perspective frames per room. ``image_size``: square frame side in
     pixels (real: 1080). ``points_per_m2``: S3DIS sampling density (points per square metre of
-    visible surface; real scans are far denser).
+    visible surface; real scans are far denser). Defaults: the schema's.
     """
 
-    area: int = 5
-    rooms: int = 6
-    frames_per_room: int = 12
-    image_size: int = 270
-    points_per_m2: float = 300.0
-    seed: int = 0
+    area: int = _DEFAULTS["area"]
+    rooms: int = _DEFAULTS["rooms"]
+    frames_per_room: int = _DEFAULTS["frames_per_room"]
+    image_size: int = _DEFAULTS["image_size"]
+    points_per_m2: float = _DEFAULTS["points_per_m2"]
+    seed: int = _DEFAULTS["seed"]
+
+    @classmethod
+    def from_settings(cls, area: int, settings: dict) -> SynthS3DISConfig:
+        """Area ``area`` with the config's s3dis.synth section as JSON (a null value: the schema's default);
+        ConfigError names every missing and every unknown key."""
+        example = json.dumps({key: _DEFAULTS[key] for key in SETTINGS_KEYS})
+        stage_settings(settings, SETTINGS_KEYS, SETTINGS_KEYS, what="synth s3dis settings",
+                       fix=f"pass the s3dis.synth section of a validated config (the Snakefile does), e.g. '{example}'")
+        return cls(area=area, **{key: value for key, value in settings.items() if value is not None})
 
     def __post_init__(self) -> None:
         if not 1 <= self.area <= 6:

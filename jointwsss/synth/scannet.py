@@ -19,6 +19,7 @@ Images, depth, labels and mesh are all produced from the same primitives (see
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointwsss.config import schema_defaults, stage_settings
 from jointwsss.geometry.camera import intrinsic_matrix, scale_intrinsic
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.ply import write_label_ply, write_mesh_ply
@@ -50,23 +52,43 @@ REAL_DEPTH_SIZE, REAL_DEPTH_K = (640, 480), (577.590698, 577.590698, 318.905426,
 CAMERA_CLEARANCE_M = 0.05
 
 
+# The defaults of the config's synth section (workflow/schemas/config.schema.yaml, the one place they are written).
+_DEFAULTS = schema_defaults("synth")
+#: Keys of the synth section that shape every scene; the scene counts only decide which scenes exist.
+SCENE_KEYS = ("seed", "frames_per_scene", "color_size", "depth_size", "invalid_pose_fraction", "mesh_vertex_spacing_m",
+              "jpeg_quality")
+#: Keys that decide which scenes exist (the split lists); num_pretrain_scenes (not in the synth section) is 0 if not given.
+COUNT_KEYS = ("num_train_scenes", "num_val_scenes", "num_test_scenes")
+
+
 @dataclass
 class SynthScanNetConfig:
-    """Size and seed of the synthetic dataset. Sizes are (width, height) in pixels."""
+    """Size and seed of the synthetic dataset. Sizes are (width, height) in pixels; defaults: the schema's."""
 
-    seed: int = 0
-    num_train_scenes: int = 12
-    num_val_scenes: int = 4
-    num_test_scenes: int = 0  # test scenes get no label files, as in ScanNet
+    seed: int = _DEFAULTS["seed"]
+    num_train_scenes: int = _DEFAULTS["num_train_scenes"]
+    num_val_scenes: int = _DEFAULTS["num_val_scenes"]
+    num_test_scenes: int = _DEFAULTS["num_test_scenes"]  # test scenes get no label files, as in ScanNet
     # Scenes for the image network's pretraining (our stand-in for ImageNet, see README "Pretraining"):
-    # labelled like train scenes, numbered after all others, never used for training or evaluation.
+    # labelled like train scenes, numbered after all others, never used for training or evaluation
+    # (pretrain.num_scenes of the config where pretrain.image is synthetic).
     num_pretrain_scenes: int = 0
-    frames_per_scene: int = 150
-    color_size: tuple[int, int] = (324, 242)  # real: 1296x968
-    depth_size: tuple[int, int] = (160, 120)  # real: 640x480 (a slightly different aspect ratio)
-    invalid_pose_fraction: float = 0.02
-    mesh_vertex_spacing_m: float = 0.05
-    jpeg_quality: int = 90
+    frames_per_scene: int = _DEFAULTS["frames_per_scene"]
+    color_size: tuple[int, int] = tuple(_DEFAULTS["color_size"])  # real: 1296x968
+    depth_size: tuple[int, int] = tuple(_DEFAULTS["depth_size"])  # real: 640x480 (a slightly different aspect ratio)
+    invalid_pose_fraction: float = _DEFAULTS["invalid_pose_fraction"]
+    mesh_vertex_spacing_m: float = _DEFAULTS["mesh_vertex_spacing_m"]
+    jpeg_quality: int = _DEFAULTS["jpeg_quality"]
+
+    @classmethod
+    def from_settings(cls, settings: dict, required=SCENE_KEYS + COUNT_KEYS) -> SynthScanNetConfig:
+        """The generator's settings from the config's synth section as JSON (plus ``num_pretrain_scenes``);
+        ConfigError names every key of ``required`` that is missing and every unknown key."""
+        example = json.dumps({key: _DEFAULTS[key] for key in required})
+        stage_settings(settings, required, SCENE_KEYS + COUNT_KEYS + ("num_pretrain_scenes",),
+                       what="synth scannet settings",
+                       fix=f"pass the synth section of a validated config (the Snakefile does), e.g. '{example}'")
+        return cls(**settings)
 
     def __post_init__(self) -> None:
         self.color_size = tuple(int(v) for v in self.color_size)

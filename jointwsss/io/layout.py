@@ -1,0 +1,26 @@
+"""Where the preprocessed caches live inside ``cache_dir``: the paths every stage, rule and reader shares.
+
+Kept free of zarr and torch so the Snakefile can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The per-scene Zarr stores (jointwsss.io.zarr_store): a scene's (or S3DIS room's) mesh vertices, its
+#: kept frames, and the point-pixel correspondences between them.
+STORE_KINDS = ("points", "frames", "corr")
+
+
+def store_path(cache_dir: str | os.PathLike, kind: str, scene: str) -> Path:
+    """``<cache_dir>/<kind>/<scene>.zarr``: the store of ``kind`` (one of STORE_KINDS) of one scene or room
+    (``scene`` may be a Snakemake wildcard such as ``"{scene}"``)."""
+    if kind not in STORE_KINDS:
+        raise ValueError(f"store kind must be one of {STORE_KINDS}, got {kind!r}")
+    return Path(cache_dir) / kind / f"{scene}.zarr"
+
+
+def index_path(cache_dir: str | os.PathLike, split: str) -> Path:
+    """``<cache_dir>/index/<split>.json``: the index of a split (its scenes, views and items)."""
+    return Path(cache_dir) / "index" / f"{split}.json"

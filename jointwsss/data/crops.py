@@ -23,6 +23,7 @@ import torch
 
 from jointwsss.classes import NUM_CLASSES
 from jointwsss.data.transforms import jitter_colour, normalize_image
+from jointwsss.io.layout import store_path
 from jointwsss.io.zarr_store import open_store
 
 
@@ -89,7 +90,7 @@ def find_regions(cache_dir: Path, scenes, min_area_fraction: float) -> list[Obje
     """Every object region of the classes in each kept frame's image-level label, over ``scenes``."""
     regions = []
     for scene in scenes:
-        frames = open_store(Path(cache_dir) / "frames" / f"{scene}.zarr", "frames")
+        frames = open_store(store_path(cache_dir, "frames", scene), "frames")
         image_labels = frames["image_labels"][...]
         if len(image_labels) == 0:
             continue
@@ -133,7 +134,7 @@ class ObjectCropDataset(torch.utils.data.Dataset):
         if r.scene not in self._colors:
             # A scene's kept frames are decoded once per worker process and kept: every frame yields several
             # crops per epoch, and the pretraining scenes' frames are small (~0.5 MB a scene at 160 x 120).
-            self._colors[r.scene] = open_store(Path(cfg.cache_dir) / "frames" / f"{r.scene}.zarr", "frames")["color"][...]
+            self._colors[r.scene] = open_store(store_path(cfg.cache_dir, "frames", r.scene), "frames")["color"][...]
         image = self._colors[r.scene][r.frame]
         rng = np.random.default_rng([cfg.seed, epoch, i])
         lo, hi = cfg.context_range

@@ -26,6 +26,7 @@ from jointwsss.data.transforms import (
     ImageAugment, PointAugment, augment_image, augment_points, normalize_image, point_features, subsample_points,
 )
 from jointwsss.io.errors import DataFormatError
+from jointwsss.io.layout import index_path, store_path
 from jointwsss.io.zarr_store import open_store
 
 
@@ -53,10 +54,10 @@ class SceneCache:
     """
 
     def __init__(self, cache_dir: Path, scene: str):
-        self.points_path = cache_dir / "points" / f"{scene}.zarr"
+        self.points_path = store_path(cache_dir, "points", scene)
         self.points = open_store(self.points_path, "points")
-        self.frames = open_store(cache_dir / "frames" / f"{scene}.zarr", "frames")
-        self.corr = open_store(cache_dir / "corr" / f"{scene}.zarr", "corr")
+        self.frames = open_store(store_path(cache_dir, "frames", scene), "frames")
+        self.corr = open_store(store_path(cache_dir, "corr", scene), "corr")
         self.offsets = self.corr["offsets"][...]
         self.scene_labels = np.asarray(self.points.attrs["scene_labels"], dtype=np.float32)
         self.xyz = self.points["xyz"][...]
@@ -92,7 +93,7 @@ def usable_views(cache_dir: Path, scenes) -> list[tuple[str, int]]:
     """(scene, frame index) of every view that has at least one correspondence."""
     items = []
     for scene in scenes:
-        corr = open_store(Path(cache_dir) / "corr" / f"{scene}.zarr", "corr")
+        corr = open_store(store_path(cache_dir, "corr", scene), "corr")
         counts = corr.attrs["pairs_per_view"]
         items.extend((scene, f) for f, c in enumerate(counts) if c > 0)
     return items
@@ -110,12 +111,12 @@ def scenes_from_index(index_path: Path) -> list[str]:
 def cloud_samples(cache_dir: Path, split: str, *, num_clouds: int, num_points: int, seed: int = 0) -> torch.Tensor:
     """``(B, num_points, 3)`` clouds as training sees them (subsampled, centred; no random flip or rotation),
     one from each of the first ``num_clouds`` usable scenes of ``index/{split}.json``."""
-    scenes = scenes_from_index(Path(cache_dir) / "index" / f"{split}.json")[:num_clouds]
+    scenes = scenes_from_index(index_path(cache_dir, split))[:num_clouds]
     if not scenes:
         raise ValueError(f"{cache_dir}/index/{split}.json lists no usable scene")
     clouds = []
     for k, scene in enumerate(scenes):
-        xyz = open_store(Path(cache_dir) / "points" / f"{scene}.zarr", "points")["xyz"][...]
+        xyz = open_store(store_path(cache_dir, "points", scene), "points")["xyz"][...]
         rng = np.random.default_rng([seed, k])
         clouds.append(augment_points(xyz[subsample_points(len(xyz), num_points, rng)], None, rng))
     return torch.from_numpy(np.stack(clouds))

@@ -363,3 +363,27 @@ def test_bad_settings_name_the_config_key(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         build(scene_dir, tmp_path / "frames.zarr", **overrides)
     assert not (tmp_path / "frames.zarr").exists()
+
+
+def test_measuring_child_process_reports_the_extraction(tmp_path, capsys):
+    """The benchmark's child process (``child_command`` -> the module's ``run_measuring_child``) extracts the same
+    frames as the in-process path and reports them as one JSON line; run by hand, the module names its command."""
+    import json
+    import subprocess
+
+    from jointwsss.bench import child_command, run_measuring_child
+
+    sens_path = make_scene(tmp_path / "raw", with_labels=False) / f"{SCENE}.sens"
+    colors_out = tmp_path / "colors.npy"
+    command = child_command("jointwsss.bench.frame_extraction", "naive", sens_path, SKIP, *IMAGE_SIZE, colors_out)
+    child = subprocess.run(command, check=True, capture_output=True, text=True)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    naive_colors, naive_depths = naive_extraction(sens_path, SKIP, IMAGE_SIZE)
+    assert result["frames_extracted"] == len(naive_colors) == 4
+    assert result["depth_crc32"] == naive_depths
+    np.testing.assert_array_equal(np.load(colors_out), np.stack(naive_colors))
+
+    assert run_measuring_child(["--measure", "7"], lambda n: {"twice": 2 * int(n)}, "x") == 0
+    assert json.loads(capsys.readouterr().out) == {"twice": 14}
+    assert run_measuring_child([], lambda: {}, "preprocess") == 2
+    assert "`jointwsss bench preprocess`" in capsys.readouterr().err

@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jointwsss.bench import child_command, run_measuring_child
 from jointwsss.bench.sens_memory import bench_header, peak_rss_bytes
 from jointwsss.io.sens import (
     COLOR_COMPRESSION,
@@ -48,7 +49,6 @@ from jointwsss.io.sens import (
 )
 from jointwsss.preprocess.frames import color_decode_reduce, read_stored_color, sample_valid_frames
 
-_CHILD_FLAG = "--child"
 COLOR_SIZE = (1296, 968)  # ScanNet colour (width, height) in pixels
 DEPTH_SIZE = (640, 480)  # ScanNet depth
 DISTINCT_FRAMES = 8
@@ -274,8 +274,8 @@ def measure(method: str, path: Path, skip: int, image_size: tuple[int, int], col
 
 
 def _run_child(method: str, path: Path, skip: int, image_size: tuple[int, int], colors_out: Path) -> dict:
-    command = [sys.executable, "-m", "jointwsss.bench.frame_extraction", _CHILD_FLAG, method, str(path),
-               str(skip), str(image_size[0]), str(image_size[1]), str(colors_out)]
+    command = child_command("jointwsss.bench.frame_extraction", method, path, skip, image_size[0], image_size[1],
+                            colors_out)
     start = time.perf_counter()
     child = subprocess.run(command, check=True, capture_output=True, text=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
@@ -355,16 +355,10 @@ def bench_frame_extraction(work_dir: Path, *, num_frames: int = 2000, skip: int 
     }
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == _CHILD_FLAG:
-        method, path, skip, width, height, colors_out = argv[1:7]
-        result = measure(method, Path(path), int(skip), (int(width), int(height)), Path(colors_out))
-        print(json.dumps(result))
-        return 0
-    print("run the benchmark with `jointwsss bench preprocess`; this module's entry point is its measuring child process",
-          file=sys.stderr)
-    return 2
+def _measure_child(method: str, path: str, skip: str, width: str, height: str, colors_out: str) -> dict:
+    """``measure`` from the child's command-line strings."""
+    return measure(method, Path(path), int(skip), (int(width), int(height)), Path(colors_out))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_measuring_child(sys.argv[1:], _measure_child, "preprocess"))

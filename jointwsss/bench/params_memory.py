@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from jointwsss.bench import child_command, run_measuring_child
 from jointwsss.bench.sens_memory import peak_rss_bytes
-
-_CHILD_FLAG = "--measure-conversion"
 
 
 def write_synthetic_imagenet_params(path: Path, version: str = "legacy") -> tuple[int, bool]:
@@ -71,7 +70,7 @@ def bench_params_memory(work_dir: Path) -> dict:
     write_start = time.perf_counter()
     file_bytes, reused = write_synthetic_imagenet_params(src)
     write_seconds = time.perf_counter() - write_start
-    child = subprocess.run([sys.executable, "-m", "jointwsss.bench.params_memory", _CHILD_FLAG, str(src), str(dst)],
+    child = subprocess.run(child_command("jointwsss.bench.params_memory", src, dst),
                            check=True, capture_output=True, text=True)
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     dst.unlink(missing_ok=True)
@@ -86,14 +85,6 @@ def bench_params_memory(work_dir: Path) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == _CHILD_FLAG:
-        print(json.dumps(measure_conversion(Path(argv[1]), Path(argv[2]))))
-        return 0
-    print("run the benchmark with `jointwsss bench params-memory`; this module's entry point is its measuring child",
-          file=sys.stderr)
-    return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_measuring_child(sys.argv[1:], lambda src, dst: measure_conversion(Path(src), Path(dst)),
+                                 "params-memory"))

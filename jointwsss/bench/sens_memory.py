@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointwsss.bench import child_command, run_measuring_child
 from jointwsss.io.sens import (
     FRAME_HEADER_BYTES,
     SensHeader,
@@ -30,8 +31,6 @@ from jointwsss.io.sens import (
     encode_depth,
     header_size_bytes,
 )
-
-_CHILD_FLAG = "--measure-reads"
 
 
 def peak_rss_bytes() -> int:
@@ -205,7 +204,7 @@ def bench_sens_memory(
     write_seconds = time.perf_counter() - write_start
 
     child = subprocess.run(
-        [sys.executable, "-m", "jointwsss.bench.sens_memory", _CHILD_FLAG, str(path), str(num_reads)],
+        child_command("jointwsss.bench.sens_memory", path, num_reads),
         check=True,
         capture_output=True,
         text=True,
@@ -224,14 +223,6 @@ def bench_sens_memory(
     }
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == _CHILD_FLAG:
-        print(json.dumps(measure_reads(Path(argv[1]), int(argv[2]))))
-        return 0
-    print("run the benchmark with `jointwsss bench sens-memory`; this module's entry point is its measuring child process",
-          file=sys.stderr)
-    return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_measuring_child(sys.argv[1:], lambda path, num_reads: measure_reads(Path(path), int(num_reads)),
+                                 "sens-memory"))

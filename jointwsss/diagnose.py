@@ -11,6 +11,9 @@ inference on one split with a trained run (no training), written to one JSON:
   trained by eq. 7 learns, region by region, the label its teacher gives there most often (the
   per-point optimum under BCE and cross-entropy alike), so a class whose points are more often given
   another label (``learnable_by_2d_to_3d`` false) cannot be learnt from 2D->3D, however long one trains.
+  ``image_level_auc``: per class, how well the classifier's own output (eq. 1's GAP of its CAM) ranks
+  the views whose image-level label has the class above those without it (0.5 = chance). A classifier
+  that cannot tell *whether* a class is in a view cannot tell *where*.
 - ``student`` (with the run's ``predictions/<split>.h5`` of a point network): 3D mIoU on the vertices some view sees vs
   those none sees -- fitting the teacher vs generalising from it.
 - ``features`` (runs with both networks): eq. 8/9 cosine similarities of pairs of visible points of
@@ -34,7 +37,7 @@ from jointwsss.evaluate import load_networks, point_outputs
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.io.layout import store_path
-from jointwsss.losses import confidence_2d, correlation, pseudo_label_2d, sample_at_pixels
+from jointwsss.losses import confidence_2d, correlation, global_average_pool, pseudo_label_2d, sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
 
@@ -125,6 +128,13 @@ def pair_similarities(features: torch.Tensor, labels: np.ndarray) -> tuple[np.nd
     return s[same], s[upper & ~same]
 
 
+def image_level_auc(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Per class, the AUC of ``scores`` (I, C) (eq. 1's y^2d, logits) against image-level ``labels`` (I, C) in {0, 1}:
+    P(a view with the class scores above one without it), ties half; None for a class on all views or none."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    return {name: pair_auc(scores[labels[:, c], c], scores[~labels[:, c], c]) for c, name in enumerate(CLASS_NAMES)}
+
+
 class _PairStats:
     """Running sums of same / different-class similarities and per-view AUCs of one domain."""
 
@@ -165,6 +175,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)
     student_conf = {"seen": teacher_conf.copy(), "unseen": teacher_conf.copy()}
     pairs = {"3d": _PairStats(), "2d": _PairStats()}
+    view_scores, view_labels = [], []  # eq. 1's y^2d and the image-level labels of every view with pairs
     views = 0
     t0 = time.perf_counter()
     try:
@@ -208,6 +219,8 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                 with torch.no_grad():
                     feat2d, cam2d = image_net(torch.from_numpy(normalize_image(color[f]))[None].to(dev))
                     cam_at = sample_at_pixels(cam2d.float(), view_uv, (width, height))[0].cpu()
+                view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
+                view_labels.append(image_labels[f].numpy())
                 if image_labels[f].any():
                     label, confidence = teacher_labels(cam_at, image_labels[f])
                     teacher_conf += confusion_matrix(gt[idx], label)
@@ -237,6 +250,11 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     }
     if image_net is not None:
         result["teacher"] = teacher_report(teacher_conf, teacher_weighted)
+        if view_scores:
+            auc = image_level_auc(np.stack(view_scores), np.stack(view_labels))
+            result["teacher"]["image_level_auc"] = auc
+            measured = [v for v in auc.values() if v is not None]
+            result["teacher"]["mean_image_level_auc"] = float(np.mean(measured)) if measured else None
     if h5 is not None:
         result["student"] = {}
         for part, conf in student_conf.items():
@@ -259,6 +277,9 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"  teacher (eq. 5 at visible points): mIoU {pct(t['miou'])} %, accuracy {pct(t['accuracy'])} %; "
                      f"most-given label right for {len(t['learnable_classes'])}/{len(t['per_class'])} classes: "
                      f"{', '.join(t['learnable_classes'])}")
+        if t.get("mean_image_level_auc") is not None:
+            lines.append(f"  image-level classification (GAP of the CAM against the views' labels): mean AUC "
+                         f"{t['mean_image_level_auc']:.3f} over the classes some view has and some lacks")
     if "student" in result:
         s = result["student"]
         lines.append(f"  3D predictions: mIoU {pct(s['seen']['miou'])} % on seen vertices, "
@@ -271,5 +292,5 @@ def summary_lines(result: dict) -> list[str]:
     return lines
 
 
-__all__ = ["class_counts", "seen_vertices", "teacher_labels", "teacher_report", "pair_auc", "pair_similarities",
-           "diagnose_split", "summary_lines"]
+__all__ = ["class_counts", "seen_vertices", "teacher_labels", "teacher_report", "pair_auc", "image_level_auc",
+           "pair_similarities", "diagnose_split", "summary_lines"]

@@ -12,9 +12,11 @@ import torch
 from jointwsss.classes import CLASS_INDEX, NUM_CLASSES
 from jointwsss.data.dataset import scenes_from_index
 from jointwsss.diagnose import (
-    class_counts, diagnose_split, pair_auc, pair_similarities, seen_vertices, teacher_labels, teacher_report,
+    class_counts, diagnose_split, image_level_auc, pair_auc, pair_similarities, seen_vertices, teacher_labels,
+    teacher_report,
 )
-from jointwsss.evaluate import infer_split
+from jointwsss.data.transforms import normalize_image
+from jointwsss.evaluate import infer_split, load_networks
 from jointwsss.export.tables import diagnosis_rows, write_diagnosis_table, write_metrics_table
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
@@ -30,6 +32,23 @@ def test_pair_auc_counts_ties_half():
     assert pair_auc(np.array([3.0, 1.0]), np.array([2.0, 1.0])) == pytest.approx(0.625)
     assert pair_auc(np.array([1.0]), np.array([0.0, 0.5])) == 1.0
     assert pair_auc(np.array([]), np.array([1.0])) is None
+
+
+def test_image_level_auc_per_class_by_hand():
+    # class 0 (wall): views 0, 1 have it (scores 3, 1), views 2, 3 lack it (scores 2, 0): pairs (3>2, 3>0, 1<2, 1>0)
+    # -> 3/4; class 1 (floor): tie between the one positive and one of the negatives -> (1 + 0.5) / 3;
+    # class 2: on every view -> None; every other class: on no view -> None
+    scores = np.zeros((4, NUM_CLASSES))
+    scores[:, 0] = [3.0, 1.0, 2.0, 0.0]
+    scores[:, 1] = [5.0, 0.0, 5.0, 9.0]
+    labels = np.zeros((4, NUM_CLASSES), np.uint8)
+    labels[:2, 0] = 1
+    labels[2, 1] = 1
+    labels[:, 2] = 1
+    auc = image_level_auc(scores, labels)
+    assert auc["wall"] == pytest.approx(0.75)
+    assert auc["floor"] == pytest.approx(0.5)      # beats 0.0, ties 5.0, loses to 9.0: (1 + 0.5 + 0) / 3
+    assert auc["cabinet"] is None and auc["bed"] is None and len(auc) == NUM_CLASSES
 
 
 def test_pair_similarities_split_by_class_and_skip_unlabelled():
@@ -182,3 +201,19 @@ def test_image_only_run_gets_coverage_and_teacher_but_no_3d_sections(tiny_cache,
     infer_split(model, tiny_cache, scenes, "val", "inference", pred, device="cpu")   # frame labels only
     result = diagnose_split(model, tiny_cache, scenes, "val", predictions=pred)
     assert {"coverage", "teacher"} <= set(result) and not {"student", "features"} & set(result)
+    # the image-level AUC ranks the views' own eq. 1 outputs; recomputed here from the network directly
+    settings, image_net, _ = load_networks(model, torch.device("cpu"))
+    scores, labels = [], []
+    for scene in scenes:
+        frames = open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")
+        offsets = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")["offsets"][...]
+        for f in range(len(offsets) - 1):
+            if offsets[f + 1] > offsets[f]:
+                with torch.no_grad():
+                    _, cam = image_net(torch.from_numpy(normalize_image(frames["color"][f]))[None])
+                scores.append(cam.float().mean(dim=(2, 3))[0].numpy())
+                labels.append(frames["image_labels"][f])
+    expected = image_level_auc(np.stack(scores), np.stack(labels))
+    assert result["teacher"]["image_level_auc"] == pytest.approx(expected)
+    measured = [v for v in expected.values() if v is not None]
+    assert measured and result["teacher"]["mean_image_level_auc"] == pytest.approx(np.mean(measured))

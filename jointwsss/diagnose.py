@@ -37,7 +37,7 @@ from jointwsss.evaluate import load_networks, point_outputs
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.io.layout import store_path
-from jointwsss.losses import confidence_2d, correlation, global_average_pool, pseudo_label_2d, sample_at_pixels
+from jointwsss.losses import correlation, global_average_pool, sample_at_pixels, teacher_targets
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
 
@@ -58,15 +58,17 @@ def seen_vertices(num_vertices: int, point_idx: np.ndarray) -> np.ndarray:
     return seen
 
 
-def teacher_labels(cam2d_at_points: torch.Tensor, image_labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 5 pseudo-labels and eq. 6 confidences of one view's points, exactly as training computes them.
+def teacher_labels(cam2d_at_points: torch.Tensor, image_labels: torch.Tensor,
+                   confidence_over: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 5 pseudo-labels and eq. 6 confidences of one view's points, exactly as training computes them
+    (``losses.teacher_targets``; ``confidence_over`` is the run's ``joint.confidence_2d_over``).
 
     cam2d_at_points (P, C) logits of the image network at the points' pixels; image_labels (C,) in {0, 1}.
-    Returns (P,) int64 labels and (P,) float32 confidences (max score over all classes).
+    Returns (P,) int64 labels and (P,) float32 confidences.
     """
-    scores = torch.sigmoid(cam2d_at_points.float())
-    labels = image_labels.to(scores.dtype).expand_as(scores)
-    return pseudo_label_2d(scores, labels).numpy(), confidence_2d(scores).numpy()
+    labels, confidence = teacher_targets(cam2d_at_points, image_labels.expand_as(cam2d_at_points),
+                                         confidence_over=confidence_over)
+    return labels.numpy(), confidence.numpy()
 
 
 def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
@@ -165,6 +167,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     cache_dir = Path(cache_dir)
+    confidence_over = settings["joint"].get("confidence_2d_over", "all")  # eq. 6 as this run trained
     rng = np.random.default_rng(seed)
     h5 = h5py.File(predictions, "r") if predictions is not None else None
     if h5 is not None and not h5.attrs.get("has_3d", True):
@@ -222,7 +225,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                 view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
                 view_labels.append(image_labels[f].numpy())
                 if image_labels[f].any():
-                    label, confidence = teacher_labels(cam_at, image_labels[f])
+                    label, confidence = teacher_labels(cam_at, image_labels[f], confidence_over)
                     teacher_conf += confusion_matrix(gt[idx], label)
                     valid = gt[idx] < NUM_CLASSES
                     np.add.at(teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])

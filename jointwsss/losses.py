@@ -121,14 +121,28 @@ def loss_2d_to_3d(cam3d_p: torch.Tensor, cam2d_p: torch.Tensor, image_labels: to
     cam2d_p (V, P, C) logits of the image network at those points' pixels (the teacher, detached here);
     image_labels (V, C); mask (V, P) bool. Views without any present class are skipped.
     """
-    with torch.no_grad():
-        scores_2d = torch.sigmoid(cam2d_p.detach().float())
-        labels = image_labels.unsqueeze(1).expand_as(scores_2d)
-        target = pseudo_label_2d(scores_2d, labels)
-        weight = (confidence_2d(scores_2d, labels if confidence_over == "present" else None)
-                  if use_confidence else torch.ones_like(scores_2d[..., 0]))
-        valid = mask & image_labels.to(torch.bool).any(dim=1, keepdim=True)
+    labels = image_labels.unsqueeze(1).expand(-1, cam2d_p.shape[1], -1)
+    target, weight = teacher_targets(cam2d_p, labels, use_confidence=use_confidence, confidence_over=confidence_over)
+    valid = mask & image_labels.to(torch.bool).any(dim=1, keepdim=True)
     return point_label_loss(cam3d_p, target, weight, valid)
+
+
+@torch.no_grad()
+def teacher_targets(cam2d_p: torch.Tensor, image_labels: torch.Tensor, *, use_confidence: bool = True,
+                    confidence_over: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5 labels and eq. 6 weights (1 without confidence) from the image network's logits at some pixels.
+
+    cam2d_p (..., C) logits (detached here); image_labels (..., C) in {0, 1}, the view's labels broadcast to
+    every pixel; ``confidence_over``: the max of eq. 6 over ``"all"`` classes or the ``"present"`` ones.
+    Returns (...) long labels and (...) float32 weights: what eq. 7 trains on, and what ``diagnose`` measures.
+    """
+    if confidence_over not in ("all", "present"):
+        raise ValueError(f"confidence_over must be 'all' or 'present', got {confidence_over!r}")
+    scores_2d = torch.sigmoid(cam2d_p.detach().float())
+    target = pseudo_label_2d(scores_2d, image_labels)
+    weight = (confidence_2d(scores_2d, image_labels if confidence_over == "present" else None)
+              if use_confidence else torch.ones_like(scores_2d[..., 0]))
+    return target, weight
 
 
 def point_label_loss(cam: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

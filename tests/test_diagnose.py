@@ -69,6 +69,10 @@ def test_teacher_labels_are_eq5_and_eq6():
     assert label.tolist() == [CHAIR, WALL]
     sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     np.testing.assert_allclose(confidence, [sigmoid(5.0), sigmoid(3.0)], rtol=1e-6)  # eq. 6: max over all classes
+    # a run trained with joint.confidence_2d_over: present takes eq. 6's max over the image's classes only
+    label, confidence = teacher_labels(logits, image_labels, "present")
+    assert label.tolist() == [CHAIR, WALL]
+    np.testing.assert_allclose(confidence, [sigmoid(2.0), sigmoid(3.0)], rtol=1e-6)
 
 
 def test_teacher_report_recall_precision_and_most_given_label():

@@ -221,7 +221,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                     continue
                 with torch.no_grad():
                     feat2d, cam2d = image_net(torch.from_numpy(normalize_image(color[f]))[None].to(dev))
-                    cam_at = sample_at_pixels(cam2d.float(), view_uv, (width, height))[0].cpu()
+                    cam_at = sample_at_pixels(cam2d.float(), view_uv, image_net.output_stride)[0].cpu()
                 view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
                 view_labels.append(image_labels[f].numpy())
                 if image_labels[f].any():
@@ -232,7 +232,7 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                 if feat3d is not None:
                     pick = np.sort(rng.choice(b - a, size=min(b - a, feature_points_per_view), replace=False))
                     with torch.no_grad():
-                        f2 = sample_at_pixels(feat2d.float(), view_uv[:, pick], (width, height))[0].cpu()
+                        f2 = sample_at_pixels(feat2d.float(), view_uv[:, pick], image_net.output_stride)[0].cpu()
                     pairs["2d"].add(*pair_similarities(f2, gt[idx[pick]]))
                     pairs["3d"].add(*pair_similarities(torch.from_numpy(feat3d[idx[pick]]), gt[idx[pick]]))
     finally:

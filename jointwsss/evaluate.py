@@ -11,7 +11,8 @@ vertices) and each chunk is classified on its own, centred like a training sampl
 averaged. Every vertex is thus predicted directly -- no nearest-neighbour propagation is needed.
 
 2D: every kept frame of ``frames/{scene}.zarr`` is classified at the stored image size; the stride-8
-CAM is upsampled bilinearly to the label image's resolution (the stored label image) before argmax.
+CAM is read bilinearly at every pixel of the label image (the stored label image), each map cell at the
+centre of its receptive field as in training (``losses.sample_at_pixels``), before argmax.
 
 Predictions go to ``predictions/<split>.h5``: one group per scene with ``vertex_label`` (N,) uint8,
 ``vertex_score`` (N, 20) float16, ``frame_label`` (F, H, W) uint8 and ``frame_id`` (F,) int32.
@@ -26,13 +27,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jointwsss.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from jointwsss.data.transforms import augment_points, normalize_image, point_features
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
+from jointwsss.losses import sample_at_pixels
 from jointwsss.io.layout import store_path
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
@@ -118,11 +119,19 @@ def predict_points(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: i
 
 @torch.no_grad()
 def predict_image(image_net, color: np.ndarray, out_size: tuple[int, int], device: torch.device) -> np.ndarray:
-    """(20, H, W) float32 class scores of one image, the CAM upsampled bilinearly to ``out_size`` = (W, H)."""
+    """(20, H, W) float32 class scores of one image: sigmoid of the CAM read at every pixel of an image of
+    ``out_size`` = (W, H) pixels covering the same frame, as training reads it at a point's pixel
+    (``losses.sample_at_pixels``: bilinear, each map cell at the centre of its receptive field)."""
     x = torch.from_numpy(normalize_image(color)).unsqueeze(0).to(device)
     _, cam = image_net(x)
-    cam = F.interpolate(cam.float(), size=(out_size[1], out_size[0]), mode="bilinear", align_corners=False)
-    return torch.sigmoid(cam)[0].cpu().numpy()
+    (in_h, in_w), (out_w, out_h) = x.shape[-2:], out_size
+    # the output pixels' centres in the input image's pixel coordinates (pixel centres at integers)
+    u = (torch.arange(out_w, device=device, dtype=torch.float32) + 0.5) * (in_w / out_w) - 0.5
+    v = (torch.arange(out_h, device=device, dtype=torch.float32) + 0.5) * (in_h / out_h) - 0.5
+    rows, cols = torch.meshgrid(v, u, indexing="ij")
+    uv = torch.stack([cols, rows], dim=-1).reshape(1, -1, 2)
+    scores = sample_at_pixels(cam.float(), uv, image_net.output_stride)[0]   # (H * W, C)
+    return torch.sigmoid(scores).T.reshape(-1, out_h, out_w).cpu().numpy()
 
 
 def combine_allowed(known: np.ndarray | None, restrict_to: np.ndarray | None) -> np.ndarray | None:

@@ -17,8 +17,9 @@ Choices the paper leaves open (each documented in the README, config keys in bra
 - Eq. 6 takes the maximum score over all classes, as written in the paper
   [``joint.confidence_2d_over``: ``all`` (paper) | ``present``].
 - Where 2D maps are read at a projected point: the image network's stride-8 maps are sampled
-  bilinearly at the point's sub-pixel position (``grid_sample``, image edges = feature-map edges),
-  i.e. the CAM and features "at the pixel" of the point.
+  bilinearly at the point's sub-pixel position, with map cell (i, j) at the centre of its receptive
+  field, input pixel (8 i, 8 j), i.e. the CAM and features "at the pixel" of the point. (Reading the
+  map as if it spanned the image edge to edge puts every cell 3.5 pixels off its receptive field.)
 - N_v is capped by random subsampling of each view's correspondences in the data loader
   [``joint.max_points_per_view``], before the N_v x N_v matrices of eq. 8-11.
 - Eq. 7 and eq. 11 normalise per view (1/N_v, 1/N_v^2) and are then averaged over the views of the batch.
@@ -71,17 +72,23 @@ def gather_projected(point_maps: torch.Tensor, cloud_of_view: torch.Tensor, poin
     return per_view.gather(2, idx).transpose(1, 2)           # (V, P, K)
 
 
-def sample_at_pixels(maps: torch.Tensor, uv: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+def sample_at_pixels(maps: torch.Tensor, uv: torch.Tensor, stride: int) -> torch.Tensor:
     """Bilinear sample of 2D maps at the projected points' pixels.
 
-    maps (V, K, h, w) at the network's output stride; uv (V, P, 2) pixel coordinates (column, row;
-    pixel centres at integers) in the network's input image of ``image_size`` = (W, H).
-    Returns (V, P, K).
+    maps (V, K, h, w) of a network with output stride ``stride`` (input pixels per map cell), whose
+    cell (i, j) is centred on input pixel (stride * i, stride * j); uv (V, P, 2) pixel coordinates
+    (column, row; pixel centres at integers) in the network's input image. Beyond the outermost cell
+    centres the border cells' values are used. Returns (V, P, K).
     """
-    width, height = image_size
-    grid = torch.stack([(uv[..., 0] + 0.5) / width * 2 - 1, (uv[..., 1] + 0.5) / height * 2 - 1], dim=-1)
+    height, width = maps.shape[-2:]
+
+    def to_grid(pixels: torch.Tensor, cells: int) -> torch.Tensor:
+        # align_corners=True: -1 and 1 are the centres of the first and the last cell
+        return pixels / stride * (2.0 / (cells - 1)) - 1.0 if cells > 1 else torch.zeros_like(pixels)
+
+    grid = torch.stack([to_grid(uv[..., 0], width), to_grid(uv[..., 1], height)], dim=-1)
     out = F.grid_sample(maps, grid.unsqueeze(1).to(maps.dtype), mode="bilinear", padding_mode="border",
-                        align_corners=False)                # (V, K, 1, P)
+                        align_corners=True)                 # (V, K, 1, P)
     return out.squeeze(2).transpose(1, 2)
 
 
@@ -254,7 +261,7 @@ class JointInputs:
     point_idx: torch.Tensor          # (V, P) long
     uv: torch.Tensor                 # (V, P, 2) pixels in the network's input image
     mask: torch.Tensor               # (V, P) bool
-    image_size: tuple[int, int]      # (W, H) of the network's input image
+    stride2d: int | None             # the image network's output stride (pixels per map cell); None without one
     point_labels: torch.Tensor | None = None  # (B, N) long ground truth per point; only the to3d_labels diagnostics
 
 
@@ -271,7 +278,7 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
     if sw.to3d or sw.to2d or sw.pcam_like:
         cam3d_p = gather_projected(x.cam3d, x.cloud_of_view, x.point_idx)
         if sw.to3d and sw.to3d_labels == IMAGE_NETWORK_LABELS:
-            cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.image_size)
+            cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.stride2d)
             terms["to3d"] = loss_2d_to_3d(cam3d_p, cam2d_p, x.image_labels, x.mask,
                                           use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over)
         elif sw.to3d and sw.to3d_labels == "ground_truth_visible":
@@ -282,7 +289,7 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
                                                     torch.ones_like(x.point_labels, dtype=torch.bool))
         if sw.to2d:
             feat3d_p = gather_projected(x.feat3d.detach(), x.cloud_of_view, x.point_idx)
-            feat2d_p = sample_at_pixels(x.feat2d, x.uv, x.image_size)
+            feat2d_p = sample_at_pixels(x.feat2d, x.uv, x.stride2d)
             terms["to2d"] = sw.lambda_to2d * loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p.detach(), x.mask,
                                                            use_confidence=sw.to2d_confidence)
         if sw.pcam_like:

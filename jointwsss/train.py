@@ -241,18 +241,20 @@ def _to_inputs(batch: dict, outputs: dict, device) -> JointInputs:
         feat3d=outputs.get("feat3d"), cam3d=outputs.get("cam3d"),
         image_labels=batch["image_labels"].to(device), scene_labels=batch["scene_labels"].to(device),
         cloud_of_view=batch["cloud_of_view"].to(device), point_idx=batch["point_idx"].to(device),
-        uv=batch["uv"].to(device), mask=batch["mask"].to(device), image_size=batch["image_size"],
+        uv=batch["uv"].to(device), mask=batch["mask"].to(device), stride2d=outputs.get("stride2d"),
         point_labels=batch["point_labels"].to(device) if "point_labels" in batch else None,
     )
 
 
 def forward_batch(image_net, point_net, batch: dict, device, amp: bool) -> dict:
-    """Run the networks the experiment uses; returns feat2d/cam2d/feat3d/cam3d (absent ones missing)."""
+    """Run the networks the experiment uses; returns feat2d/cam2d/feat3d/cam3d (absent ones missing) and the
+    image network's output stride as stride2d."""
     out = {}
     ctx = torch.autocast(device_type="cuda", dtype=torch.float16) if amp else nullcontext()
     with ctx:
         if image_net is not None:
             out["feat2d"], out["cam2d"] = image_net(batch["images"].to(device, non_blocking=True))
+            out["stride2d"] = _unwrap(image_net).output_stride
         if point_net is not None:
             out["feat3d"], out["cam3d"] = point_net(batch["xyz"].to(device, non_blocking=True),
                                                     batch["features"].to(device, non_blocking=True))

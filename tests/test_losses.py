@@ -108,12 +108,16 @@ def test_gather_projected_and_sample_at_pixels():
     cam3d = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)  # (B=2, C=3, N=4)
     out = gather_projected(cam3d, torch.tensor([1]), torch.tensor([[3, 0]]))
     assert out.tolist() == [[[15.0, 19.0, 23.0], [12.0, 16.0, 20.0]]]
-    # a 2x2 map under a 4x4 image (stride 2): the centre of cell (row 1, col 0) is pixel (u=0.5, v=2.5)
+    # a 2x2 map of a stride-2 network: cell (row i, col j) is centred on pixel (u = 2j, v = 2i)
     maps = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
-    uv = torch.tensor([[[0.5, 2.5], [1.5, 1.5]]])
-    got = sample_at_pixels(maps, uv, (4, 4))
-    # (1.5, 1.5) is the exact middle of the four cells -> mean 2.5
-    torch.testing.assert_close(got, torch.tensor([[[3.0], [2.5]]]))
+    uv = torch.tensor([[[0.0, 2.0], [1.0, 1.0], [0.5, 0.0], [3.0, 3.0], [-1.0, 0.5]]])
+    got = sample_at_pixels(maps, uv, 2)
+    # (0, 2): cell (1, 0) = 3; (1, 1): the middle of the four centres -> mean 2.5; (0.5, 0): a quarter
+    # of the way from cell (0, 0) to (0, 1) -> 1.25; beyond the last centres the border cells: (3, 3) -> 4,
+    # (-1, 0.5) -> a quarter of the way down column 0 -> 1.5
+    torch.testing.assert_close(got, torch.tensor([[[3.0], [2.5], [1.25], [4.0], [1.5]]]))
+    # a 1 x 1 map is read everywhere
+    torch.testing.assert_close(sample_at_pixels(torch.full((1, 1, 1, 1), 7.0), uv, 8), torch.full((1, 5, 1), 7.0))
 
 
 class _Tiny(torch.nn.Module):
@@ -138,7 +142,7 @@ def _joint_batch(seed=0):
                     image_labels=torch.tensor([[1.0, 0.0, 1.0, 0.0]]), scene_labels=torch.tensor([[1.0, 1.0, 1.0, 0.0]]),
                     cloud_of_view=torch.tensor([0]), point_idx=torch.tensor([[0, 3, 5, 7]]),
                     uv=torch.tensor([[[0.0, 0.0], [1.0, 2.0], [3.0, 3.0], [2.2, 0.7]]]),
-                    mask=torch.ones(1, 4, dtype=torch.bool), image_size=(4, 4))
+                    mask=torch.ones(1, 4, dtype=torch.bool), stride2d=1)
     return img_net, pt_net, x
 
 
@@ -178,7 +182,7 @@ def _ground_truth_inputs() -> JointInputs:
         feat2d=None, cam2d=None, feat3d=torch.zeros(1, 4, 3), cam3d=cam3d,
         image_labels=torch.tensor([[1.0, 1.0]]), scene_labels=torch.tensor([[1.0, 1.0]]),
         cloud_of_view=torch.tensor([0]), point_idx=torch.tensor([[2, 1]]), uv=torch.zeros(1, 2, 2),
-        mask=torch.tensor([[True, True]]), image_size=(4, 4), point_labels=torch.tensor([[0, 1, 255]]),
+        mask=torch.tensor([[True, True]]), stride2d=None, point_labels=torch.tensor([[0, 1, 255]]),
     )
 
 

@@ -118,17 +118,29 @@ def test_unfrozen_bn_updates_running_stats():
     assert net.bn7.weight.requires_grad
 
 
-def test_freeze_stem_and_param_groups():
+def test_freeze_stem():
     net = ResNet38(width="small", freeze_stem=True)
     assert not net.conv1a.weight.requires_grad and not net.b2_2.conv_branch2b1.weight.requires_grad
     assert net.b3.conv_branch2a.weight.requires_grad
-    backbone, head = net.param_groups(0.01)
-    assert head["lr"] == pytest.approx(0.1) and backbone["lr"] == pytest.approx(0.01)
-    assert [id(p) for p in head["params"]] == [id(net.cam_head.weight)]
     trainable = {id(p) for p in net.parameters() if p.requires_grad}
-    grouped = [id(p) for p in backbone["params"]] + [id(p) for p in head["params"]]
-    assert len(grouped) == len(set(grouped)) and set(grouped) == trainable
     assert id(net.bn7.weight) not in trainable and id(net.conv1a.weight) not in trainable
+
+
+@pytest.mark.parametrize("column", [60, 80])
+def test_cam_cells_are_centred_on_every_eighth_pixel(column):
+    """``losses.sample_at_pixels`` reads CAM cell j at input pixel 8 j: the receptive field of a cell
+    (the input columns its value depends on) is symmetric about 8 j. A wide strip keeps the field of an
+    inner cell clear of the image edges."""
+    torch.manual_seed(0)
+    net = ResNet38(width="small").eval()
+    assert net.output_stride == 8
+    images = torch.randn(1, 3, 16, 1200, requires_grad=True)
+    _, cam = net(images)
+    cam[0, :, 1, column].sum().backward()
+    columns = (images.grad.abs().sum(dim=(0, 1, 2)) > 0).nonzero().flatten()
+    first, last = int(columns.min()), int(columns.max())
+    assert 0 < first and last < 1199                        # the whole field is inside the strip
+    assert (first + last) / 2 == 8 * column
 
 
 def _converted_state_dict(net: ResNet38) -> dict[str, torch.Tensor]:

@@ -18,6 +18,8 @@ stride) applied to ``y`` (not to ``x``). Basic block branch: 3x3 conv (stride, f
 BN -> ReLU -> 3x3 conv (dilation). Bottleneck branch: 1x1 conv (stride) -> BN -> ReLU -> dropout ->
 3x3 conv (dilation) -> BN -> ReLU -> dropout -> 1x1 conv. Every conv is bias-free; padding equals
 the dilation, so a stride-2 layer maps size s to ceil(s/2) and the output is ceil(H/8) x ceil(W/8).
+The same padding keeps every receptive field centred: output cell (i, j) is centred on input pixel
+(8 i, 8 j) (``OUTPUT_STRIDE``; ``tests/test_resnet38.py`` checks it on the gradient's support).
 
 CAM head: ``cam_head``, a bias-free 1x1 conv D -> C (PSA's ``fc8``). ``forward`` returns the
 features and the raw per-pixel class logits; GAP, sigmoid and losses are the caller's.
@@ -57,6 +59,7 @@ IMAGENET_CLASSIFIER_PREFIXES = ("linear1000", "fc")
 #: Per-channel RGB mean and std (of [0,1] pixel values) the ImageNet weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+OUTPUT_STRIDE = 8  # input pixels per output cell; cell (i, j) is centred on pixel (8 i, 8 j)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class ResNet38(nn.Module):
             ImageNet weights); their parameters get ``requires_grad = False``.
     """
 
+    output_stride = OUTPUT_STRIDE
+
     def __init__(
         self,
         num_classes: int = 20,
@@ -247,14 +252,6 @@ class ResNet38(nn.Module):
         """Features ``Z^2d (B, D, h, w)`` and CAM logits ``A^2d (B, C, h, w)``, ``h, w = ceil(H/8), ceil(W/8)``."""
         features = self.backbone(images)
         return features, self.cam_head(features)
-
-    def param_groups(self, lr: float) -> list[dict]:
-        """Optimizer groups: trainable backbone parameters at ``lr``, the CAM head at ``10 * lr``
-        (the head starts from scratch while the backbone is pretrained; PSA's split)."""
-        head = [p for p in self.cam_head.parameters() if p.requires_grad]
-        head_ids = {id(p) for p in head}
-        backbone = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
-        return [{"params": backbone, "lr": lr}, {"params": head, "lr": 10.0 * lr}]
 
 
 def _is_imagenet_classifier_key(key: str) -> bool:

@@ -209,7 +209,6 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
                                           device=dev, with_features=True)
             color = frames["color"][...]
             image_labels = torch.from_numpy(frames["image_labels"][...].astype(np.float32))
-            height, width = color.shape[1:3]
             for f in range(num_views):
                 a, b = int(offsets[f]), int(offsets[f + 1])
                 if a == b:

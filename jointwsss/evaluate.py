@@ -33,8 +33,8 @@ from jointwsss.data.transforms import augment_points, normalize_image, point_fea
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
-from jointwsss.losses import sample_at_pixels
 from jointwsss.io.layout import store_path
+from jointwsss.losses import sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.train import pick_device
 

@@ -63,11 +63,9 @@ class RangeServer:
         return self.base_url + relative.lstrip("/")
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        with self._lock:
-            self.gets += 1
-            nth = self.gets
-            self.ranges.append(handler.headers.get("Range"))
-            self.paths.append(handler.path)
+        """Answer one GET: 404 outside ``root``, 503 for ``error_gets``, 416 for a range past the end, else
+        200 / 206 with the body (half of it, then the connection closed, for ``cut_gets``)."""
+        nth = self._record(handler)
         if self.latency_s:
             time.sleep(self.latency_s)
         file = (self.root / handler.path.lstrip("/").split("?")[0]).resolve()
@@ -78,16 +76,11 @@ class RangeServer:
             self._answer(handler, 503, {}, b"")
             return
         size = file.stat().st_size
-        match = _RANGE.fullmatch(handler.headers.get("Range", "") or "")
-        if match and not self.ignore_range:
-            start = int(match.group(1))
-            last = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
-            if start >= size or last < start:
-                self._answer(handler, 416, {"Content-Range": f"bytes */{size}"}, b"")
-                return
-            status, headers = 206, {"Content-Range": f"bytes {start}-{last}/{size}"}
-        else:
-            start, last, status, headers = 0, size - 1, 200, {}
+        answer = self._byte_range(handler, size)
+        if answer is None:
+            self._answer(handler, 416, {"Content-Range": f"bytes */{size}"}, b"")
+            return
+        start, last, status, headers = answer
         length = last - start + 1
         handler.send_response(status)
         handler.send_header("Content-Type", "application/octet-stream")
@@ -97,6 +90,33 @@ class RangeServer:
             handler.send_header(key, value)
         handler.end_headers()
         to_send = length // 2 if nth in self.cut_gets else length
+        self._send_body(handler, file, start, to_send)
+        if to_send < length:
+            handler.close_connection = True  # the cut: the client sees a short body
+
+    def _record(self, handler: BaseHTTPRequestHandler) -> int:
+        """Count the GET and log its Range header and path; returns its 1-based number."""
+        with self._lock:
+            self.gets += 1
+            self.ranges.append(handler.headers.get("Range"))
+            self.paths.append(handler.path)
+            return self.gets
+
+    def _byte_range(self, handler: BaseHTTPRequestHandler, size: int) -> tuple[int, int, int, dict] | None:
+        """(first byte, last byte, status, extra headers) of the answer to a GET of a ``size``-byte file: 206 for
+        a satisfiable Range, 200 for the whole file (no Range, or ``ignore_range``); None: unsatisfiable (416)."""
+        match = _RANGE.fullmatch(handler.headers.get("Range", "") or "")
+        if not match or self.ignore_range:
+            return 0, size - 1, 200, {}
+        start = int(match.group(1))
+        last = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+        if start >= size or last < start:
+            return None
+        return start, last, 206, {"Content-Range": f"bytes {start}-{last}/{size}"}
+
+    def _send_body(self, handler: BaseHTTPRequestHandler, file: Path, start: int, to_send: int) -> None:
+        """Write ``to_send`` bytes of ``file`` from byte ``start`` in chunks, at most ``bandwidth_bytes_per_s``
+        fast; stops (closing the connection) when the client hangs up."""
         with open(file, "rb") as f:
             f.seek(start)
             t0, sent = time.perf_counter(), 0
@@ -116,8 +136,6 @@ class RangeServer:
                     ahead_s = sent / self.bandwidth_bytes_per_s - (time.perf_counter() - t0)
                     if ahead_s > 0:
                         time.sleep(ahead_s)
-        if to_send < length:
-            handler.close_connection = True  # the cut: the client sees a short body
 
     @staticmethod
     def _answer(handler: BaseHTTPRequestHandler, status: int, headers: dict, body: bytes) -> None:

@@ -188,6 +188,117 @@ def _open_progress(progress: bool, dest: Path, total: int | None, initial: int):
                 desc=dest.name, leave=False)
 
 
+def _raise_unless_complete(exc: urllib.error.HTTPError, url: str, dest: Path, part: Path, offset: int) -> None:
+    """Raise for an HTTP error answer to a GET from byte ``offset``: :class:`_Retry` for a rejected resume
+    (the ``.part`` is removed) and for 5xx / 408 / 429, :class:`DownloadError` for any other status.
+
+    Returns only for a 416 whose ``Content-Range: bytes */<size>`` says the ``.part`` already holds every byte.
+    """
+    if exc.code == 416 and offset:
+        match = _UNSATISFIED_RANGE.fullmatch((exc.headers.get("Content-Range") or "").strip())
+        if match and int(match.group(1)) == offset:
+            return
+        logger.warning("%s: server rejected resuming at byte %d; restarting from zero", url, offset)
+        part.unlink()
+        raise _Retry(f"HTTP 416 for a resume at byte {offset}") from None
+    if exc.code >= 500 or exc.code in _RETRYABLE_HTTP:
+        raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
+    # 401 / 403 / 404 / 410 (no access, no such file) and every other 4xx: retrying will not help
+    raise DownloadError(dest, f"HTTP {exc.code} {exc.reason} for {url}", _ACCESS_FIX) from None
+
+
+def _body_range(resp, url: str, dest: Path, part: Path, offset: int) -> tuple[int, int | None, str]:
+    """Where the body of a successful answer to a GET from byte ``offset`` goes: (the byte of the file it
+    starts at, the file's total size in bytes or None when unknown, the ``.part`` open mode).
+
+    A 206 appends at ``offset`` (:class:`_Retry`, removing the ``.part``, if its Content-Range starts
+    elsewhere); a 200 is the whole file, written from byte 0; any other status is a :class:`DownloadError`.
+    """
+    length = _content_length(resp.headers)
+    if resp.status == 206:
+        match = _CONTENT_RANGE.fullmatch((resp.headers.get("Content-Range") or "").strip())
+        if not match or int(match.group(1)) != offset:
+            # Appending a range that does not start where the .part ends would corrupt the file.
+            logger.warning("%s: unusable Content-Range %r for a resume at byte %d; restarting from zero",
+                           url, resp.headers.get("Content-Range"), offset)
+            part.unlink()
+            raise _Retry("unusable Content-Range")
+        total = int(match.group(3)) if match.group(3) != "*" else (
+            offset + length if length is not None else None)
+        return offset, total, "ab"
+    if resp.status == 200:
+        if offset:
+            logger.warning("%s: server ignored the Range request; restarting from zero", url)
+        return 0, length, "wb"
+    raise DownloadError(dest, f"unexpected HTTP {resp.status} {resp.reason} for {url}", _ACCESS_FIX)
+
+
+def _remember_total(total: int | None, known_total: list, url: str, dest: Path, part: Path) -> None:
+    """Store the total size (bytes) an answer reports in ``known_total``; a :class:`DownloadError` (removing the
+    ``.part``) if an earlier attempt was told another size."""
+    if total is None:
+        return
+    if known_total[0] is not None and total != known_total[0]:
+        part.unlink(missing_ok=True)
+        raise DownloadError(dest, f"size mismatch for {url}: the server first reported {known_total[0]} "
+                            f"bytes, then {total}", "the file changed on the server; rerun to fetch it again")
+    known_total[0] = total
+
+
+def _copy_body(resp, out, received: int, total: int | None, chunk_bytes: int, bar) -> int:
+    """Copy the response body to the open file ``out`` in ``chunk_bytes`` reads, starting at file byte
+    ``received``; stops early once past ``total``. Returns the file byte reached; a dropped connection is a
+    :class:`_Retry`."""
+    while True:
+        try:
+            chunk = resp.read(chunk_bytes)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Retry(f"connection dropped at byte {received}: {exc}") from None
+        if not chunk:
+            return received
+        out.write(chunk)
+        received += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+        if total is not None and received > total:
+            return received
+
+
+def _receive(resp, url: str, dest: Path, part: Path, offset: int, total: int | None, mode: str, *,
+             chunk_bytes: int, progress: bool) -> int:
+    """Write the body to ``part`` (``mode`` "ab": after its first ``offset`` bytes, "wb": from scratch), synced
+    to disk, with a progress bar or log line if ``progress``; returns the bytes the ``.part`` holds then."""
+    bar = _open_progress(progress, dest, total, offset)
+    if bar is None and progress:
+        logger.info("downloading %s -> %s (%s bytes%s)", url, dest, "unknown" if total is None else total,
+                    f", resuming at byte {offset}" if offset else "")
+    try:
+        with open(part, mode) as out:
+            received = _copy_body(resp, out, offset, total, chunk_bytes, bar)
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        if bar is not None:
+            bar.close()
+    return received
+
+
+def _verified_total(url: str, dest: Path, part: Path, received: int, total: int | None) -> int | None:
+    """``total`` once the ``.part`` holds exactly ``received == total`` bytes (None, with a warning, if the total
+    is unknown); :class:`_Retry` for a short body, :class:`DownloadError` (removing the ``.part``) for a long one."""
+    if total is None:
+        logger.warning("%s: the server did not report a size; %d received bytes cannot be verified", url, received)
+        return None
+    if received > total:
+        part.unlink()
+        raise DownloadError(dest, f"size mismatch for {url}: received more than the {total} bytes announced",
+                            "the server response is inconsistent; rerun, and report it if it persists")
+    if received < total:
+        # urllib returns a short body silently when the peer closes early; this is that case.
+        raise _Retry(f"connection closed after {received} of {total} bytes")
+    return total
+
+
 def _attempt(url: str, dest: Path, part: Path, known_total: list, *, chunk_bytes: int, timeout_s: float,
              progress: bool) -> int | None:
     """One GET, resuming from the current ``.part`` size; returns the verified total (None: unknown).
@@ -204,87 +315,16 @@ def _attempt(url: str, dest: Path, part: Path, known_total: list, *, chunk_bytes
         resp = urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as exc:
         exc.close()
-        if exc.code == 416 and offset:
-            match = _UNSATISFIED_RANGE.fullmatch((exc.headers.get("Content-Range") or "").strip())
-            if match and int(match.group(1)) == offset:
-                return offset  # the .part already holds every byte of the file
-            logger.warning("%s: server rejected resuming at byte %d; restarting from zero", url, offset)
-            part.unlink()
-            raise _Retry(f"HTTP 416 for a resume at byte {offset}") from None
-        if exc.code in (401, 403, 404, 410):
-            raise DownloadError(dest, f"HTTP {exc.code} {exc.reason} for {url}", _ACCESS_FIX) from None
-        if exc.code >= 500 or exc.code in _RETRYABLE_HTTP:
-            raise _Retry(f"HTTP {exc.code} {exc.reason}") from None
-        raise DownloadError(dest, f"HTTP {exc.code} {exc.reason} for {url}", _ACCESS_FIX) from None
+        _raise_unless_complete(exc, url, dest, part, offset)
+        return offset  # the .part already holds every byte of the file
     except (OSError, http.client.HTTPException) as exc:
         raise _Retry(f"cannot connect: {exc}") from None
 
     with resp:
-        length = _content_length(resp.headers)
-        if resp.status == 206:
-            match = _CONTENT_RANGE.fullmatch((resp.headers.get("Content-Range") or "").strip())
-            if not match or int(match.group(1)) != offset:
-                # Appending a range that does not start where the .part ends would corrupt the file.
-                logger.warning("%s: unusable Content-Range %r for a resume at byte %d; restarting from zero",
-                               url, resp.headers.get("Content-Range"), offset)
-                part.unlink()
-                raise _Retry("unusable Content-Range")
-            total = int(match.group(3)) if match.group(3) != "*" else (
-                offset + length if length is not None else None)
-            mode = "ab"
-        elif resp.status == 200:
-            if offset:
-                logger.warning("%s: server ignored the Range request; restarting from zero", url)
-            offset = 0
-            total = length
-            mode = "wb"
-        else:
-            raise DownloadError(dest, f"unexpected HTTP {resp.status} {resp.reason} for {url}", _ACCESS_FIX)
-
-        if total is not None and known_total[0] is not None and total != known_total[0]:
-            part.unlink(missing_ok=True)
-            raise DownloadError(dest, f"size mismatch for {url}: the server first reported {known_total[0]} "
-                                f"bytes, then {total}", "the file changed on the server; rerun to fetch it again")
-        if total is not None:
-            known_total[0] = total
-
-        bar = _open_progress(progress, dest, total, offset)
-        if bar is None and progress:
-            logger.info("downloading %s -> %s (%s bytes%s)", url, dest, "unknown" if total is None else total,
-                        f", resuming at byte {offset}" if offset else "")
-        received = offset
-        try:
-            with open(part, mode) as out:
-                while True:
-                    try:
-                        chunk = resp.read(chunk_bytes)
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise _Retry(f"connection dropped at byte {received}: {exc}") from None
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    received += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-                    if total is not None and received > total:
-                        break
-                out.flush()
-                os.fsync(out.fileno())
-        finally:
-            if bar is not None:
-                bar.close()
-
-    if total is None:
-        logger.warning("%s: the server did not report a size; %d received bytes cannot be verified", url, received)
-        return None
-    if received > total:
-        part.unlink()
-        raise DownloadError(dest, f"size mismatch for {url}: received more than the {total} bytes announced",
-                            "the server response is inconsistent; rerun, and report it if it persists")
-    if received < total:
-        # urllib returns a short body silently when the peer closes early; this is that case.
-        raise _Retry(f"connection closed after {received} of {total} bytes")
-    return total
+        offset, total, mode = _body_range(resp, url, dest, part, offset)
+        _remember_total(total, known_total, url, dest, part)
+        received = _receive(resp, url, dest, part, offset, total, mode, chunk_bytes=chunk_bytes, progress=progress)
+    return _verified_total(url, dest, part, received, total)
 
 
 def download_file(url: str, dest: Path, *, chunk_bytes: int = 1 << 20, max_retries: int = 5, timeout_s: float = 60.0,

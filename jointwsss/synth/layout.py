@@ -315,141 +315,364 @@ def _chairs_around(rng, placer: Placer, table: SceneObject, count: int, variant:
     return out
 
 
-def _build_room(rng: np.random.Generator, theme: str, room_size: np.ndarray, classes: list[int]) -> list[SceneObject]:
-    """Place objects of ``classes`` (nyu40 ids, in placement order) into the room."""
-    placer = Placer(room_size, rng)
-    height = float(room_size[2])
-    want = set(classes)
+@dataclass
+class _Room:
+    """What the room builders share: the generator, the placer, the room height (metres) and the nyu40
+    ids of the classes to place (each builder step places its class only if the room wants it)."""
 
-    def n(lo, hi):
-        return int(rng.integers(lo, hi + 1))
+    rng: np.random.Generator
+    placer: Placer
+    height: float
+    want: frozenset[int]
 
-    # Doors first (they need free wall and floor in front of them).
-    if ob.DOOR in want:
-        for _ in range(1 if rng.random() < 0.8 else 2):
-            door = placer.against_wall([ob.build_door(rng, height)], gap=0.1)
-            if door:
-                placer.block_door_swing(door[0], 0.9)
-    # Windows, with curtains beside them.
-    if ob.WINDOW in want:
-        for _ in range(n(1, 2)):
-            window = ob.build_window(rng, height)
-            group = [window]
-            if ob.CURTAIN in want and rng.random() < 0.85:
-                ww, wh = window.meta["size"]
-                top = min(window.meta["sill"] + wh + 0.15, height - 0.05)
-                bottom = 0.05 if rng.random() < 0.6 else window.meta["sill"] - 0.2
-                pw = rng.uniform(0.3, 0.55)
-                for side in ((-1, 1) if rng.random() < 0.7 else (rng.choice([-1, 1]),)):
-                    curtain = ob.build_curtain(rng, pw, bottom, top, rng.uniform(0.07, 0.12))
-                    group.append(_offset(curtain, dx=side * (ww / 2 + pw / 2 - 0.12)))
-            if not placer.against_wall(group, gap=0.05):
-                placer.against_wall([window], gap=0.05)
-    if ob.CURTAIN in want and not any(o.nyu40 == ob.CURTAIN for o in placer.placed):
-        placer.against_wall([ob.build_curtain(rng, rng.uniform(0.8, 1.6), 0.05, height - 0.1, 0.08)])
-    if ob.BATHTUB in want:
-        tub = ob.build_bathtub(rng)
-        group = [tub]
-        if ob.SHOWER_CURTAIN in want:
-            group.append(ob.build_shower_curtain(rng, *tub.meta["size"]))
-        placer.against_wall(group, corner=True)
-    counters = []
-    if ob.COUNTER in want:
-        bath = theme == "bathroom"
-        counter = ob.build_counter(rng, bath)
-        group = [counter]
-        if ob.SINK in want:
-            length = counter.meta["size"][0]
-            sink = ob.build_sink(rng, "counter", counter.meta["height"])
-            group.append(_offset(sink, dx=rng.uniform(-length / 2 + 0.4, length / 2 - 0.4)))
-        if theme == "kitchen" and ob.CABINET in want:
-            # A run of wall cabinets above the counter, backs flush with the counter's back.
-            length, depth = counter.meta["size"]
-            x = -length / 2
-            while True:
-                cab = ob.build_cabinet(rng, "kitchen wall")
-                cw, cd = cab.meta["size"]
-                if x + cw > length / 2:
-                    break
-                group.append(_offset(cab, dx=x + cw / 2, dy=-depth / 2 + cd / 2))
-                x += cw
-        counters = placer.against_wall(group, corner=rng.random() < 0.5) or []
-    if ob.BED in want:
-        bed = ob.build_bed(rng)
-        placed = placer.against_wall([bed])
-        if placed and theme == "bedroom" and ob.CABINET in want:
-            b = placed[0]
-            for side in (-1, 1):
-                if rng.random() < 0.7:
-                    ns = ob.build_cabinet(rng, "nightstand")
-                    start, along, inward, yaw = placer.wall_frame(b.meta["wall"])
-                    s = b.meta["s"] + side * (b.meta["size"][0] / 2 + ns.meta["size"][0] / 2 + 0.06)
-                    lo = ns.local_bounds()[0]
-                    placer.at([ns], start + s * along + (-lo[1] - EMBED_M) * inward, yaw)
-    if ob.SOFA in want:
-        sofa = placer.against_wall([ob.build_sofa(rng)])
-        if sofa and ob.TABLE in want and rng.random() < 0.8:
-            s_obj = sofa[0]
-            ct = ob.build_table(rng, "coffee")
-            start, along, inward, yaw = placer.wall_frame(s_obj.meta["wall"])
-            depth = s_obj.meta["size"][1]
-            xy = start + s_obj.meta["s"] * along + (depth + 0.4 + ct.meta["size"][1] / 2) * inward
-            placer.at([ct], xy, yaw + rng.uniform(-0.1, 0.1))
-    if ob.REFRIGERATOR in want:
-        mini = theme in ("office", "bedroom") or rng.random() < 0.15
-        placer.against_wall([ob.build_refrigerator(rng, mini)], corner=rng.random() < 0.5)
-    if ob.BOOKSHELF in want:
-        for _ in range(n(1, 2)):
-            placer.against_wall([ob.build_bookshelf(rng)])
-    if ob.CABINET in want:
-        variants = {"kitchen": ("low", "tall"), "bathroom": ("vanity", "low"), "bedroom": ("tall", "low")}
-        for _ in range(n(1, 2)):
-            variant = str(rng.choice(variants.get(theme, ("low", "tall"))))
-            placer.against_wall([ob.build_cabinet(rng, variant)])
-    if ob.DESK in want:
-        for _ in range(n(1, 2) if theme == "office" else 1):
-            desk = ob.build_desk(rng)
-            placed = placer.against_wall([desk])
-            if placed and ob.CHAIR in want:
-                d = placed[0]
-                start, along, inward, yaw = placer.wall_frame(d.meta["wall"])
-                chair = ob.build_chair(rng, "office" if theme == "office" or rng.random() < 0.5 else "dining")
-                xy = d.meta["xy"] + inward * (d.meta["size"][1] / 2 + 0.12)
-                placer.at([chair], xy, yaw + np.pi + rng.uniform(-0.4, 0.4), gap=0.01, ignore=(d,))
-    if ob.TOILET in want:
-        placer.against_wall([ob.build_toilet(rng)])
-    if ob.SINK in want and not any(o.nyu40 == ob.SINK for o in counters):
-        if theme == "bathroom" and rng.random() < 0.4:
-            vanity = ob.build_cabinet(rng, "vanity")
-            h = vanity.parts[0].center[2] + vanity.parts[0].half[2]
-            placer.against_wall([vanity, _offset(ob.build_sink(rng, "counter", h), dy=-0.02)])
+    def count(self, lo: int, hi: int) -> int:
+        """A random count in ``lo..hi`` (both included)."""
+        return int(self.rng.integers(lo, hi + 1))
+
+    def has_placed(self, nyu40: int) -> bool:
+        """Whether an object of class ``nyu40`` stands in the room already."""
+        return any(o.nyu40 == nyu40 for o in self.placer.placed)
+
+
+def _add_doors(room: _Room) -> None:
+    """One door, sometimes two, each keeping the floor 0.9 m in front of it free."""
+    if ob.DOOR not in room.want:
+        return
+    for _ in range(1 if room.rng.random() < 0.8 else 2):
+        door = room.placer.against_wall([ob.build_door(room.rng, room.height)], gap=0.1)
+        if door:
+            room.placer.block_door_swing(door[0], 0.9)
+
+
+def _curtains_beside(room: _Room, window: SceneObject) -> list[SceneObject]:
+    """One or two curtains hanging beside ``window``, in the window's frame."""
+    rng = room.rng
+    ww, wh = window.meta["size"]
+    top = min(window.meta["sill"] + wh + 0.15, room.height - 0.05)
+    bottom = 0.05 if rng.random() < 0.6 else window.meta["sill"] - 0.2
+    pw = rng.uniform(0.3, 0.55)
+    sides = (-1, 1) if rng.random() < 0.7 else (rng.choice([-1, 1]),)
+    return [_offset(ob.build_curtain(rng, pw, bottom, top, rng.uniform(0.07, 0.12)), dx=side * (ww / 2 + pw / 2 - 0.12))
+            for side in sides]
+
+
+def _add_windows(room: _Room) -> None:
+    """One or two windows, mostly with curtains beside them (the window alone where the group does not fit)."""
+    if ob.WINDOW not in room.want:
+        return
+    for _ in range(room.count(1, 2)):
+        window = ob.build_window(room.rng, room.height)
+        group = [window]
+        if ob.CURTAIN in room.want and room.rng.random() < 0.85:
+            group += _curtains_beside(room, window)
+        if not room.placer.against_wall(group, gap=0.05):
+            room.placer.against_wall([window], gap=0.05)
+
+
+def _add_lone_curtain(room: _Room) -> None:
+    """A floor-to-ceiling curtain on a wall when no window brought one."""
+    if ob.CURTAIN in room.want and not room.has_placed(ob.CURTAIN):
+        rng = room.rng
+        room.placer.against_wall([ob.build_curtain(rng, rng.uniform(0.8, 1.6), 0.05, room.height - 0.1, 0.08)])
+
+
+def _add_bathtub(room: _Room) -> None:
+    """A bathtub in a corner, with a shower curtain along it."""
+    if ob.BATHTUB not in room.want:
+        return
+    tub = ob.build_bathtub(room.rng)
+    group = [tub]
+    if ob.SHOWER_CURTAIN in room.want:
+        group.append(ob.build_shower_curtain(room.rng, *tub.meta["size"]))
+    room.placer.against_wall(group, corner=True)
+
+
+def _wall_cabinets_above(rng: np.random.Generator, counter: SceneObject) -> list[SceneObject]:
+    """A run of wall cabinets above ``counter``, backs flush with the counter's back (counter's frame)."""
+    length, depth = counter.meta["size"]
+    cabinets = []
+    x = -length / 2
+    while True:
+        cab = ob.build_cabinet(rng, "kitchen wall")
+        cw, cd = cab.meta["size"]
+        if x + cw > length / 2:
+            break
+        cabinets.append(_offset(cab, dx=x + cw / 2, dy=-depth / 2 + cd / 2))
+        x += cw
+    return cabinets
+
+
+def _add_counter(room: _Room, *, bathroom: bool, wall_cabinets: bool) -> None:
+    """A counter (a bathroom one if ``bathroom``) against a wall, with a sink in it and, if ``wall_cabinets``,
+    cabinets above it."""
+    if ob.COUNTER not in room.want:
+        return
+    rng = room.rng
+    counter = ob.build_counter(rng, bathroom)
+    group = [counter]
+    if ob.SINK in room.want:
+        length = counter.meta["size"][0]
+        sink = ob.build_sink(rng, "counter", counter.meta["height"])
+        group.append(_offset(sink, dx=rng.uniform(-length / 2 + 0.4, length / 2 - 0.4)))
+    if wall_cabinets and ob.CABINET in room.want:
+        group += _wall_cabinets_above(rng, counter)
+    room.placer.against_wall(group, corner=rng.random() < 0.5)
+
+
+def _add_nightstands(room: _Room, bed: SceneObject) -> None:
+    """Mostly a nightstand on each side of a placed ``bed``, against the bed's wall."""
+    placer = room.placer
+    for side in (-1, 1):
+        if room.rng.random() < 0.7:
+            ns = ob.build_cabinet(room.rng, "nightstand")
+            start, along, inward, yaw = placer.wall_frame(bed.meta["wall"])
+            s = bed.meta["s"] + side * (bed.meta["size"][0] / 2 + ns.meta["size"][0] / 2 + 0.06)
+            lo = ns.local_bounds()[0]
+            placer.at([ns], start + s * along + (-lo[1] - EMBED_M) * inward, yaw)
+
+
+def _add_bed(room: _Room, *, nightstands: bool) -> None:
+    """A bed against a wall; with ``nightstands`` (and cabinets wanted) nightstands beside it."""
+    if ob.BED not in room.want:
+        return
+    placed = room.placer.against_wall([ob.build_bed(room.rng)])
+    if placed and nightstands and ob.CABINET in room.want:
+        _add_nightstands(room, placed[0])
+
+
+def _add_coffee_table(room: _Room, sofa: SceneObject) -> None:
+    """A coffee table 0.4 m in front of a placed ``sofa``."""
+    ct = ob.build_table(room.rng, "coffee")
+    start, along, inward, yaw = room.placer.wall_frame(sofa.meta["wall"])
+    depth = sofa.meta["size"][1]
+    xy = start + sofa.meta["s"] * along + (depth + 0.4 + ct.meta["size"][1] / 2) * inward
+    room.placer.at([ct], xy, yaw + room.rng.uniform(-0.1, 0.1))
+
+
+def _add_sofa(room: _Room) -> None:
+    """A sofa against a wall, mostly with a coffee table in front of it (if tables are wanted)."""
+    if ob.SOFA not in room.want:
+        return
+    sofa = room.placer.against_wall([ob.build_sofa(room.rng)])
+    if sofa and ob.TABLE in room.want and room.rng.random() < 0.8:
+        _add_coffee_table(room, sofa[0])
+
+
+def _add_refrigerator(room: _Room, *, always_mini: bool) -> None:
+    """A refrigerator against a wall, half the time in a corner; a mini fridge if ``always_mini``, else rarely."""
+    if ob.REFRIGERATOR not in room.want:
+        return
+    rng = room.rng
+    mini = always_mini or rng.random() < 0.15
+    room.placer.against_wall([ob.build_refrigerator(rng, mini)], corner=rng.random() < 0.5)
+
+
+def _add_bookshelves(room: _Room) -> None:
+    """One or two bookshelves against the walls."""
+    if ob.BOOKSHELF not in room.want:
+        return
+    for _ in range(room.count(1, 2)):
+        room.placer.against_wall([ob.build_bookshelf(room.rng)])
+
+
+def _add_cabinets(room: _Room, variants: tuple[str, ...]) -> None:
+    """One or two cabinets against the walls, each of a variant drawn from ``variants``."""
+    if ob.CABINET not in room.want:
+        return
+    for _ in range(room.count(1, 2)):
+        variant = str(room.rng.choice(variants))
+        room.placer.against_wall([ob.build_cabinet(room.rng, variant)])
+
+
+def _add_desk_chair(room: _Room, desk: SceneObject, *, office_chair: bool) -> None:
+    """A chair facing a placed ``desk``: an office chair if ``office_chair``, else an office or a dining one."""
+    rng = room.rng
+    _, _, inward, yaw = room.placer.wall_frame(desk.meta["wall"])
+    chair = ob.build_chair(rng, "office" if office_chair or rng.random() < 0.5 else "dining")
+    xy = desk.meta["xy"] + inward * (desk.meta["size"][1] / 2 + 0.12)
+    room.placer.at([chair], xy, yaw + np.pi + rng.uniform(-0.4, 0.4), gap=0.01, ignore=(desk,))
+
+
+def _add_desks(room: _Room, *, several: bool, office_chairs: bool) -> None:
+    """A desk (one or two if ``several``) against a wall, each with a chair at it if chairs are wanted."""
+    if ob.DESK not in room.want:
+        return
+    for _ in range(room.count(1, 2) if several else 1):
+        placed = room.placer.against_wall([ob.build_desk(room.rng)])
+        if placed and ob.CHAIR in room.want:
+            _add_desk_chair(room, placed[0], office_chair=office_chairs)
+
+
+def _add_toilet(room: _Room) -> None:
+    """A toilet against a wall."""
+    if ob.TOILET in room.want:
+        room.placer.against_wall([ob.build_toilet(room.rng)])
+
+
+def _add_sink(room: _Room, *, vanity: bool) -> None:
+    """A sink on a wall or a pedestal, unless a counter holds one; with ``vanity`` sometimes in a vanity cabinet."""
+    if ob.SINK not in room.want or room.has_placed(ob.SINK):
+        return
+    rng = room.rng
+    if vanity and rng.random() < 0.4:
+        cabinet = ob.build_cabinet(rng, "vanity")
+        h = cabinet.parts[0].center[2] + cabinet.parts[0].half[2]
+        room.placer.against_wall([cabinet, _offset(ob.build_sink(rng, "counter", h), dy=-0.02)])
+    else:
+        room.placer.against_wall([ob.build_sink(rng, "pedestal" if rng.random() < 0.5 else "wall")])
+
+
+def _add_tables(room: _Room, *, variant: str = "dining", optional: bool = False) -> None:
+    """A free-standing table (none or one if ``optional``), round or of ``variant``, with dining chairs
+    around it if chairs are wanted; a side table against a wall if the room has no table at all."""
+    if ob.TABLE not in room.want:
+        return
+    rng = room.rng
+    for _ in range(room.count(0, 1) if optional else 1):
+        table = room.placer.free([ob.build_table(rng, "round" if rng.random() < 0.25 else variant)])
+        if table and ob.CHAIR in room.want:
+            _chairs_around(rng, room.placer, table[0], room.count(2, 4), "dining")
+    if not room.has_placed(ob.TABLE):
+        room.placer.against_wall([ob.build_table(rng, "side")])
+
+
+def _add_chairs(room: _Room, *, armchairs: bool) -> None:
+    """Loose chairs on the floor (one or two, or up to two more where chairs stand already); with
+    ``armchairs`` half of them armchairs, else dining chairs."""
+    if ob.CHAIR not in room.want:
+        return
+    rng = room.rng
+    for _ in range(room.count(0, 2) if room.has_placed(ob.CHAIR) else room.count(1, 2)):
+        chair = ob.build_chair(rng, "arm" if armchairs and rng.random() < 0.5 else "dining")
+        room.placer.free([_offset(chair, yaw=rng.uniform(-0.6, 0.6))], margin=0.5)
+
+
+def _add_otherfurniture(room: _Room, variants: tuple[str, ...]) -> None:
+    """One to three things of ``variants``; radiators, tv stands, washing machines and benches against a wall,
+    others (ottomans, trash cans) against a wall or free on the floor."""
+    if ob.OTHERFURNITURE not in room.want:
+        return
+    rng = room.rng
+    for _ in range(room.count(1, 3)):
+        variant = str(rng.choice(variants))
+        thing = ob.build_otherfurniture(rng, variant)
+        if variant in ("radiator", "tv stand", "washing machine", "bench") or rng.random() < 0.5:
+            room.placer.against_wall([thing])
         else:
-            placer.against_wall([ob.build_sink(rng, "pedestal" if rng.random() < 0.5 else "wall")])
-    if ob.TABLE in want:
-        for _ in range(1 if theme != "living room" else n(0, 1)):
-            variant = "round" if rng.random() < 0.25 else ("dining" if theme != "living room" else "side")
-            table = placer.free([ob.build_table(rng, variant)])
-            if table and ob.CHAIR in want:
-                _chairs_around(rng, placer, table[0], n(2, 4), "dining")
-        if not any(o.nyu40 == ob.TABLE for o in placer.placed):
-            placer.against_wall([ob.build_table(rng, "side")])
-    if ob.CHAIR in want:
-        for _ in range(n(0, 2) if any(o.nyu40 == ob.CHAIR for o in placer.placed) else n(1, 2)):
-            variant = "arm" if theme in ("living room", "bedroom") and rng.random() < 0.5 else "dining"
-            chair = ob.build_chair(rng, variant)
-            placer.free([_offset(chair, yaw=rng.uniform(-0.6, 0.6))], margin=0.5)
-    if ob.OTHERFURNITURE in want:
-        for _ in range(n(1, 3)):
-            variant = str(rng.choice(OTHERFURNITURE_VARIANTS[theme]))
-            thing = ob.build_otherfurniture(rng, variant)
-            if variant in ("radiator", "tv stand", "washing machine", "bench") or rng.random() < 0.5:
-                placer.against_wall([thing])
-            else:
-                placer.free([thing])
-    if ob.PICTURE in want:
-        for _ in range(n(1, 3)):
-            placer.against_wall([ob.build_picture(rng)], gap=0.1)
-    return placer.placed
+            room.placer.free([thing])
+
+
+def _add_pictures(room: _Room) -> None:
+    """One to three pictures on the walls."""
+    if ob.PICTURE not in room.want:
+        return
+    for _ in range(room.count(1, 3)):
+        room.placer.against_wall([ob.build_picture(room.rng)], gap=0.1)
+
+
+def _bedroom(room: _Room) -> None:
+    """A bed with nightstands, tall and low cabinets; maybe a sofa with a coffee table, a mini fridge, one or two
+    bookshelves, a desk with a chair, a sink, a table with chairs and armchairs or dining chairs."""
+    _add_bed(room, nightstands=True)
+    _add_sofa(room)
+    _add_refrigerator(room, always_mini=True)
+    _add_bookshelves(room)
+    _add_cabinets(room, ("tall", "low"))
+    _add_desks(room, several=False, office_chairs=False)
+    _add_sink(room, vanity=False)
+    _add_tables(room)
+    _add_chairs(room, armchairs=True)
+
+
+def _office(room: _Room) -> None:
+    """One or two desks with office chairs, one or two bookshelves, more chairs; maybe a counter with a sink, a
+    sofa with a coffee table, a mini fridge, cabinets, a sink and a table with chairs."""
+    _add_counter(room, bathroom=False, wall_cabinets=False)
+    _add_sofa(room)
+    _add_refrigerator(room, always_mini=True)
+    _add_bookshelves(room)
+    _add_cabinets(room, ("low", "tall"))
+    _add_desks(room, several=True, office_chairs=True)
+    _add_sink(room, vanity=False)
+    _add_tables(room)
+    _add_chairs(room, armchairs=False)
+
+
+def _bathroom(room: _Room) -> None:
+    """A bathtub with a shower curtain, a toilet, a sink (in the counter, a vanity, on a pedestal or on the wall);
+    maybe a counter, vanity and low cabinets and a chair."""
+    _add_bathtub(room)
+    _add_counter(room, bathroom=True, wall_cabinets=False)
+    _add_cabinets(room, ("vanity", "low"))
+    _add_toilet(room)
+    _add_sink(room, vanity=True)
+    _add_chairs(room, armchairs=False)
+
+
+def _kitchen(room: _Room) -> None:
+    """A counter with a sink and wall cabinets above it, low and tall cabinets, a refrigerator; maybe bookshelves,
+    a desk with a chair, a table with dining chairs and more chairs."""
+    _add_counter(room, bathroom=False, wall_cabinets=True)
+    _add_refrigerator(room, always_mini=False)
+    _add_bookshelves(room)
+    _add_cabinets(room, ("low", "tall"))
+    _add_desks(room, several=False, office_chairs=False)
+    _add_sink(room, vanity=False)
+    _add_tables(room)
+    _add_chairs(room, armchairs=False)
+
+
+def _living_room(room: _Room) -> None:
+    """A sofa, mostly with a coffee table, and maybe a free round or side table (a side table against a wall if
+    the room has no table); maybe a bed, bookshelves, cabinets, a desk with a chair, armchairs or dining chairs."""
+    _add_bed(room, nightstands=False)
+    _add_sofa(room)
+    _add_bookshelves(room)
+    _add_cabinets(room, ("low", "tall"))
+    _add_desks(room, several=False, office_chairs=False)
+    _add_tables(room, variant="side", optional=True)
+    _add_chairs(room, armchairs=True)
+
+
+def _apartment(room: _Room) -> None:
+    """A studio flat: a bathtub with a shower curtain, a bed, a toilet, a sink; maybe a counter, a sofa with a
+    coffee table, a refrigerator, cabinets, a table with chairs and more chairs."""
+    _add_bathtub(room)
+    _add_counter(room, bathroom=False, wall_cabinets=False)
+    _add_bed(room, nightstands=False)
+    _add_sofa(room)
+    _add_refrigerator(room, always_mini=False)
+    _add_cabinets(room, ("low", "tall"))
+    _add_toilet(room)
+    _add_sink(room, vanity=False)
+    _add_tables(room)
+    _add_chairs(room, armchairs=False)
+
+
+# The theme-specific furniture of each theme, placed between the openings and the finishing touches.
+_FURNISHERS = {"bedroom": _bedroom, "office": _office, "bathroom": _bathroom, "kitchen": _kitchen,
+               "living room": _living_room, "apartment": _apartment}
+
+
+def _build_room(rng: np.random.Generator, theme: str, room_size: np.ndarray, classes: list[int]) -> list[SceneObject]:
+    """Place objects of ``classes`` (nyu40 ids of ``theme``'s classes in THEME_CLASSES) into the room.
+
+    Every room starts with doors and windows (they need free wall, doors free floor in front of them) and
+    curtains, gets its theme's furniture (``_FURNISHERS``) and ends with other furniture and pictures; a
+    step places nothing for a class not in ``classes``. Returns the placed objects in placement order.
+    """
+    must, optional = THEME_CLASSES[theme]
+    foreign = set(classes) - set(must) - set(optional)
+    if foreign:
+        raise ValueError(f"nyu40 ids {sorted(foreign)} are not classes of a {theme} (THEME_CLASSES)")
+    room = _Room(rng, Placer(room_size, rng), float(room_size[2]), frozenset(classes))
+    _add_doors(room)
+    _add_windows(room)
+    _add_lone_curtain(room)
+    _FURNISHERS[theme](room)
+    _add_otherfurniture(room, OTHERFURNITURE_VARIANTS[theme])
+    _add_pictures(room)
+    return room.placer.placed
 
 
 def _room_materials(rng: np.random.Generator, theme: str) -> list[Material]:

@@ -157,89 +157,167 @@ def _wood(fp: FacePoints, mat: Material, freq: float) -> np.ndarray:
     return _mix(mat.color_a, mat.color_b, w) * (1.0 + 0.06 * fine)[:, None]
 
 
+def _paint_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Paint: ``color_a`` with faint large-scale blotches."""
+    return mat.color_a[None, :] * (1.0 + 0.05 * (fbm(fp.p * 1.5, mat.seed) - 0.5))[:, None]
+
+
+def _wood_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Wood: grain rings at ``params[0]`` per metre (10 if not set) between ``color_a`` and ``color_b``."""
+    prm = mat.params
+    return _wood(fp, mat, prm[0] if prm[0] > 0 else 10.0)
+
+
+def _fabric_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Fabric and carpet: ``color_a`` with fine fibre noise (finer for carpet)."""
+    scale = 14.0 if mat.kind == MaterialKind.FABRIC else 22.0
+    return mat.color_a[None, :] * (0.88 + 0.24 * fbm(fp.p * scale, mat.seed))[:, None]
+
+
+def _ceramic_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Ceramic: very smooth ``color_a`` (:func:`shade` brightens its upward faces for a glossy look)."""
+    return mat.color_a[None, :] * (0.97 + 0.03 * value_noise(fp.p * 3.0, mat.seed))[:, None]
+
+
+def _metal_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Brushed metal: ``color_a`` with noise that changes fast across and slowly along the vertical."""
+    streak = value_noise(fp.p * np.array([30.0, 30.0, 2.0]), mat.seed)
+    return mat.color_a[None, :] * (0.9 + 0.12 * streak)[:, None]
+
+
+def _window_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Window: a cloudy sky of ``color_a`` (lighter towards the bottom) on the front pane, a frame of
+    ``color_b`` ``params[0]`` metres wide, a vertical mullion in the middle if ``params[1] > 0.5``."""
+    p, a, b, prm = fp.p, mat.color_a, mat.color_b, mat.params
+    frame_w = prm[0]
+    is_pane = (fp.axis == 1) & (fp.border > frame_w)
+    if prm[1] > 0.5:  # a vertical mullion in the middle
+        is_pane &= np.abs(fp.s) > 0.5 * frame_w
+    height = (fp.t / np.maximum(fp.half_t, 1e-6) + 1.0) * 0.5  # 0 at the bottom, 1 at the top
+    sky = _mix(a, np.array([0.93, 0.95, 0.98]), 0.55 * (1.0 - height))
+    clouds = fbm(p * np.array([2.0, 2.0, 5.0]), mat.seed)
+    sky = sky + 0.12 * np.clip(clouds - 0.5, 0.0, None)[:, None]
+    return np.where(is_pane[:, None], sky, b[None, :])
+
+
+def _picture_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Picture: abstract art around ``color_a`` on the front face inside a frame of ``color_b``
+    ``params[0]`` metres wide."""
+    p, a, b, prm = fp.p, mat.color_a, mat.color_b, mat.params
+    inner = (fp.axis == 1) & (fp.border > prm[0])
+    art = np.stack([fbm(p * 3.5, mat.seed + c * 101) for c in range(3)], axis=1)
+    art = np.clip(a[None, :] + 0.9 * (art - 0.5), 0.0, 1.0)
+    return np.where(inner[:, None], art, b[None, :])
+
+
+def _books_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Books: spines ``params[0]`` metres wide along local x in BOOK_COLORS, of random heights, with
+    ``color_b`` (the shelf's shadow) above them."""
+    p, b, prm = fp.p, mat.color_b, mat.params
+    width = prm[0]
+    book = np.floor((p[:, 0] + 10.0) / width)
+    pick = np.minimum((hash_uniform(mat.seed, book) * len(BOOK_COLORS)).astype(np.int64), len(BOOK_COLORS) - 1)
+    cols = BOOK_COLORS[pick] * (0.75 + 0.35 * hash_uniform(mat.seed + 2, book))[:, None]
+    top = 0.65 + 0.35 * hash_uniform(mat.seed + 3, book)
+    height = (p[:, 2] + fp.half_t) / np.maximum(2.0 * fp.half_t, 1e-6)
+    return np.where((height < top)[:, None], cols, b[None, :])
+
+
+def _tiles_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Tiles: square tiles of side ``params[0]`` metres, each a shade of ``color_a``, in 8 mm ``color_b`` grout."""
+    a, b, prm = mat.color_a, mat.color_b, mat.params
+    size, grout = prm[0], 0.008
+    i, j = np.floor(fp.s / size), np.floor(fp.t / size)
+    di = np.minimum(fp.s / size - i, i + 1 - fp.s / size) * size
+    dj = np.minimum(fp.t / size - j, j + 1 - fp.t / size) * size
+    tile = a[None, :] * (0.94 + 0.12 * hash_uniform(mat.seed, i, j))[:, None]
+    return np.where((np.minimum(di, dj) < grout)[:, None], b[None, :], tile)
+
+
+def _planks_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Planks: wood grain in rows ``params[0]`` metres wide of planks ``params[1]`` metres long, staggered,
+    each plank of its own tone."""
+    prm = mat.params
+    width, length = prm[0], prm[1]
+    row = np.floor(fp.t / width)
+    shift = hash_uniform(mat.seed, row) * length
+    col = np.floor((fp.s + shift) / length)
+    tone = 0.85 + 0.3 * hash_uniform(mat.seed + 5, row, col)
+    grain = _wood(fp, mat, 25.0)
+    return grain * tone[:, None]
+
+
+def _stone_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Stone: mottled ``color_a`` with specks of ``color_b``."""
+    p, a, b = fp.p, mat.color_a, mat.color_b
+    base = a[None, :] * (0.85 + 0.3 * fbm(p * 6.0, mat.seed))[:, None]
+    speck = value_noise(p * 45.0, mat.seed + 9) > 0.78
+    return np.where(speck[:, None], b[None, :], base)
+
+
+def _curtain_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Curtain: ``color_a`` shaded by folds ``params[0]`` metres apart; a shower curtain also has stripes of
+    ``color_b`` ``params[1]`` metres apart."""
+    prm = mat.params
+    fold = 0.8 + 0.2 * (0.5 + 0.5 * np.sin(2 * np.pi * fp.s / prm[0]))
+    base = mat.color_a[None, :] * (0.94 + 0.1 * value_noise(fp.p * 10.0, mat.seed))[:, None]
+    if mat.kind == MaterialKind.SHOWER_CURTAIN:
+        stripes = np.sin(2 * np.pi * fp.s / prm[1]) > 0.3
+        base = np.where(stripes[:, None], mat.color_b[None, :], base)
+    return base * fold[:, None]
+
+
+def _panel_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Door / cabinet / appliance front: wood (``params[3] > 0.5``) or paint of ``color_a``, with a groove
+    ``params[0]`` metres inside the front's border around an inset panel, and a split: horizontal at local
+    height ``params[2]`` metres if ``params[1] > 0`` (fridge freezer door), vertical in the middle if
+    ``params[1] < 0`` (double doors)."""
+    p, a, prm = fp.p, mat.color_a, mat.params
+    inset, groove = prm[0], 0.015
+    front = fp.axis == 1
+    body = _wood(fp, mat, 9.0) if prm[3] > 0.5 else a[None, :] * (
+        1.0 + 0.04 * (value_noise(p * 2.0, mat.seed) - 0.5))[:, None]
+    line = front & (np.abs(fp.border - inset) < groove)
+    if prm[1] > 0:  # horizontal split (fridge freezer door) at local height prm[2]
+        line |= front & (np.abs(fp.t - prm[2]) < groove)
+    if prm[1] < 0:  # vertical split (double doors) in the middle
+        line |= front & (np.abs(fp.s) < groove)
+    return np.where(line[:, None], body * 0.6, body)
+
+
+def _ribs_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Ribs (radiator and heater fins): ``color_a``, darker every ``params[0]`` metres along the face (s)."""
+    ribs = 0.75 + 0.25 * (0.5 + 0.5 * np.cos(2 * np.pi * fp.s / mat.params[0]))
+    return mat.color_a[None, :] * ribs[:, None]
+
+
+# The colour function of each material kind: (face points, material) -> (N, 3) unshaded RGB in [0, 1].
+_MATERIAL_COLORS = {
+    MaterialKind.PAINT: _paint_color,
+    MaterialKind.WOOD: _wood_color,
+    MaterialKind.FABRIC: _fabric_color,
+    MaterialKind.CARPET: _fabric_color,
+    MaterialKind.CERAMIC: _ceramic_color,
+    MaterialKind.METAL: _metal_color,
+    MaterialKind.WINDOW: _window_color,
+    MaterialKind.PICTURE: _picture_color,
+    MaterialKind.BOOKS: _books_color,
+    MaterialKind.TILES: _tiles_color,
+    MaterialKind.PLANKS: _planks_color,
+    MaterialKind.STONE: _stone_color,
+    MaterialKind.CURTAIN: _curtain_color,
+    MaterialKind.SHOWER_CURTAIN: _curtain_color,
+    MaterialKind.PANEL: _panel_color,
+    MaterialKind.RIBS: _ribs_color,
+}
+
+
 def material_color(fp: FacePoints, mat: Material) -> np.ndarray:
     """(N, 3) unshaded RGB in [0, 1] of ``mat`` at the face points ``fp``."""
-    k = mat.kind
-    p, a, b, prm = fp.p, mat.color_a, mat.color_b, mat.params
-    if k == MaterialKind.PAINT:
-        return a[None, :] * (1.0 + 0.05 * (fbm(p * 1.5, mat.seed) - 0.5))[:, None]
-    if k == MaterialKind.WOOD:
-        return _wood(fp, mat, prm[0] if prm[0] > 0 else 10.0)
-    if k in (MaterialKind.FABRIC, MaterialKind.CARPET):
-        scale = 14.0 if k == MaterialKind.FABRIC else 22.0
-        return a[None, :] * (0.88 + 0.24 * fbm(p * scale, mat.seed))[:, None]
-    if k == MaterialKind.CERAMIC:
-        # Glossy look without view dependence: very smooth, brighter on upward faces.
-        return a[None, :] * (0.97 + 0.03 * value_noise(p * 3.0, mat.seed))[:, None]
-    if k == MaterialKind.METAL:
-        # Brushed: noise that changes fast across and slowly along the vertical.
-        streak = value_noise(p * np.array([30.0, 30.0, 2.0]), mat.seed)
-        return a[None, :] * (0.9 + 0.12 * streak)[:, None]
-    if k == MaterialKind.WINDOW:
-        frame_w = prm[0]
-        is_pane = (fp.axis == 1) & (fp.border > frame_w)
-        if prm[1] > 0.5:  # a vertical mullion in the middle
-            is_pane &= np.abs(fp.s) > 0.5 * frame_w
-        height = (fp.t / np.maximum(fp.half_t, 1e-6) + 1.0) * 0.5  # 0 at the bottom, 1 at the top
-        sky = _mix(a, np.array([0.93, 0.95, 0.98]), 0.55 * (1.0 - height))
-        clouds = fbm(p * np.array([2.0, 2.0, 5.0]), mat.seed)
-        sky = sky + 0.12 * np.clip(clouds - 0.5, 0.0, None)[:, None]
-        return np.where(is_pane[:, None], sky, b[None, :])
-    if k == MaterialKind.PICTURE:
-        inner = (fp.axis == 1) & (fp.border > prm[0])
-        art = np.stack([fbm(p * 3.5, mat.seed + c * 101) for c in range(3)], axis=1)
-        art = np.clip(a[None, :] + 0.9 * (art - 0.5), 0.0, 1.0)
-        return np.where(inner[:, None], art, b[None, :])
-    if k == MaterialKind.BOOKS:
-        width = prm[0]
-        book = np.floor((p[:, 0] + 10.0) / width)
-        pick = np.minimum((hash_uniform(mat.seed, book) * len(BOOK_COLORS)).astype(np.int64), len(BOOK_COLORS) - 1)
-        cols = BOOK_COLORS[pick] * (0.75 + 0.35 * hash_uniform(mat.seed + 2, book))[:, None]
-        top = 0.65 + 0.35 * hash_uniform(mat.seed + 3, book)
-        height = (p[:, 2] + fp.half_t) / np.maximum(2.0 * fp.half_t, 1e-6)
-        return np.where((height < top)[:, None], cols, b[None, :])
-    if k == MaterialKind.TILES:
-        size, grout = prm[0], 0.008
-        i, j = np.floor(fp.s / size), np.floor(fp.t / size)
-        di = np.minimum(fp.s / size - i, i + 1 - fp.s / size) * size
-        dj = np.minimum(fp.t / size - j, j + 1 - fp.t / size) * size
-        tile = a[None, :] * (0.94 + 0.12 * hash_uniform(mat.seed, i, j))[:, None]
-        return np.where((np.minimum(di, dj) < grout)[:, None], b[None, :], tile)
-    if k == MaterialKind.PLANKS:
-        width, length = prm[0], prm[1]
-        row = np.floor(fp.t / width)
-        shift = hash_uniform(mat.seed, row) * length
-        col = np.floor((fp.s + shift) / length)
-        tone = 0.85 + 0.3 * hash_uniform(mat.seed + 5, row, col)
-        grain = _wood(fp, mat, 25.0)
-        return grain * tone[:, None]
-    if k == MaterialKind.STONE:
-        base = a[None, :] * (0.85 + 0.3 * fbm(p * 6.0, mat.seed))[:, None]
-        speck = value_noise(p * 45.0, mat.seed + 9) > 0.78
-        return np.where(speck[:, None], b[None, :], base)
-    if k in (MaterialKind.CURTAIN, MaterialKind.SHOWER_CURTAIN):
-        fold = 0.8 + 0.2 * (0.5 + 0.5 * np.sin(2 * np.pi * fp.s / prm[0]))
-        base = a[None, :] * (0.94 + 0.1 * value_noise(p * 10.0, mat.seed))[:, None]
-        if k == MaterialKind.SHOWER_CURTAIN:
-            stripes = np.sin(2 * np.pi * fp.s / prm[1]) > 0.3
-            base = np.where(stripes[:, None], b[None, :], base)
-        return base * fold[:, None]
-    if k == MaterialKind.PANEL:
-        # Door / cabinet / appliance front: a groove around an inset panel, an optional split.
-        inset, groove = prm[0], 0.015
-        front = fp.axis == 1
-        body = _wood(fp, mat, 9.0) if prm[3] > 0.5 else a[None, :] * (
-            1.0 + 0.04 * (value_noise(p * 2.0, mat.seed) - 0.5))[:, None]
-        line = front & (np.abs(fp.border - inset) < groove)
-        if prm[1] > 0:  # horizontal split (fridge freezer door) at local height prm[2]
-            line |= front & (np.abs(fp.t - prm[2]) < groove)
-        if prm[1] < 0:  # vertical split (double doors) in the middle
-            line |= front & (np.abs(fp.s) < groove)
-        return np.where(line[:, None], body * 0.6, body)
-    if k == MaterialKind.RIBS:
-        ribs = 0.75 + 0.25 * (0.5 + 0.5 * np.cos(2 * np.pi * fp.s / prm[0]))
-        return a[None, :] * ribs[:, None]
-    raise ValueError(f"unknown material kind {k}")
+    color = _MATERIAL_COLORS.get(mat.kind)
+    if color is None:
+        raise ValueError(f"unknown material kind {mat.kind}")
+    return color(fp, mat)
 
 
 def lambert(normals_world: np.ndarray) -> np.ndarray:

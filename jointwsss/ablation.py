@@ -123,7 +123,7 @@ def build_table(runs_dir: Path, experiments: dict[str, dict], spec: TableSpec = 
         exp = experiments[name]
         row = {
             "experiment": name, "domain": domain, "losses": list(exp["losses"]),
-            "confidence": bool(exp.get("confidence", True)) and any(t in exp["losses"] for t in ("to3d", "to2d")),
+            "confidence": bool(exp["confidence"]) and any(t in exp["losses"] for t in ("to3d", "to2d")),
         }
         row.update({f"{col}_miou": _split_miou(metrics, split, domain) for col, split, _ in spec.columns})
         row.update({f"paper_{col}": paper[col] for col, _, _ in spec.columns})
@@ -170,3 +170,13 @@ def write_table(runs_dir: Path, experiments: dict[str, dict], out_md: Path, out_
 def write_ablation(runs_dir: Path, experiments: dict[str, dict], out_md: Path, out_json: Path) -> dict:
     """Table 2: ``ablation.md`` and ``ablation.json``."""
     return write_table(runs_dir, experiments, out_md, out_json, TABLE2)
+
+
+def summary_lines(table: dict, spec: TableSpec = TABLE2) -> list[str]:
+    """One log line per row of a table of :func:`build_table`: ours beside the paper's, per column of ``spec``."""
+    lines = []
+    for row in table["rows"]:
+        ours = " ".join(f"{col} {_pct(row[f'{col}_miou']).replace('–', '-')}" for col, _, _ in spec.columns)
+        paper = " / ".join(f"{100 * row[f'paper_{col}']:.1f}" for col, _, _ in spec.columns)
+        lines.append(f"{row['domain']} {row['experiment']:<12} {ours} (paper {paper})")
+    return lines

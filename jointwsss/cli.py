@@ -1,6 +1,7 @@
 """The `jointwsss` command line. Every Snakemake rule calls one of these subcommands.
 
-This module only parses arguments and wires them to the package; logic lives elsewhere.
+This module only parses arguments and wires them to the package: each command's work, and the summary lines it
+logs, come from the module that does the work. Options that stand for a config setting take the schema's default.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from jointwsss.config import schema_choices, schema_default
 from jointwsss.io.layout import index_path
 
 log = logging.getLogger("jointwsss")
+
+DEVICES = schema_choices("train.device")
 
 
 def _size(text: str) -> int:
@@ -32,6 +36,11 @@ def _write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+def _log_lines(command: str, lines: list[str]) -> None:
+    for line in lines:
+        log.info("%s: %s", command, line)
+
+
 # --------------------------------------------------------------------------- synth
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in the real on-disk formats")
@@ -42,17 +51,17 @@ def _add_synth(sub) -> None:
                    help="write only this scene (repeatable); default: metadata and every scene")
     s.add_argument("--meta-only", action="store_true", help="write only the label tsv and the split lists")
     s.add_argument("--test", action="store_true", help="the --scene is a test scene: no label files")
-    s.add_argument("--settings", required=True,
-                   help="the synth section of a validated config as JSON (written by the Snakefile), or @file.json; "
-                        "--scene needs the per-scene keys, --meta-only the scene counts, the whole dataset both")
+    s.add_argument("--settings", default="{}",
+                   help="settings of the config's synth section as JSON (the Snakefile passes them), or @file.json; "
+                        "omitted keys take the schema's defaults, so the pipeline's default dataset is the default")
     s.set_defaults(func=_run_synth_scannet)
     d = kinds.add_parser("s3dis", help="synthetic S3DIS rooms + Stanford 2D-3D-S frames of one area (official layouts)")
     d.add_argument("--out", type=Path, required=True,
                    help="raw folder to write (Stanford3dDataset_v1.2_Aligned_Version/, 2D-3D-Semantics/)")
-    d.add_argument("--area", type=int, required=True, help="the area to write (s3dis.area)")
-    d.add_argument("--settings", required=True,
-                   help="the s3dis.synth section of a validated config as JSON (written by the Snakefile), or "
-                        "@file.json: seed, rooms, frames_per_room, image_size, points_per_m2")
+    d.add_argument("--area", type=int, default=schema_default("s3dis.area"), help="the area to write (s3dis.area)")
+    d.add_argument("--settings", default="{}",
+                   help="settings of the config's s3dis.synth section as JSON (the Snakefile passes them), or "
+                        "@file.json: seed, rooms, frames_per_room, image_size, points_per_m2; omitted: the schema's")
     d.add_argument("--workers", type=int, default=1)
     d.add_argument("--summary", type=Path, default=None, help="also write the generator's summary (JSON) here")
     d.set_defaults(func=_run_synth_s3dis)
@@ -71,12 +80,9 @@ def _run_synth_s3dis(args) -> int:
 
 
 def _run_synth_scannet(args) -> int:
-    from jointwsss.synth.scannet import (
-        COUNT_KEYS, SCENE_KEYS, SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata,
-    )
+    from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata
 
-    required = COUNT_KEYS if args.meta_only else SCENE_KEYS if args.scene else SCENE_KEYS + COUNT_KEYS
-    cfg = SynthScanNetConfig.from_settings(_read_settings(args.settings), required)
+    cfg = SynthScanNetConfig.from_settings(_read_settings(args.settings))
     if args.meta_only:
         write_metadata(args.out, cfg)
         log.info("synth scannet: wrote label tsv and split lists to %s", args.out)
@@ -105,7 +111,8 @@ def _add_download(sub) -> None:
                            "from scannet.base_url)")
     s = kinds.add_parser("scene", parents=[base], help="all files of one scene")
     s.add_argument("--scene", required=True)
-    s.add_argument("--test", action="store_true", help="a test scene (no label files exist)")
+    s.add_argument("--test", action=argparse.BooleanOptionalAction, default=None,
+                   help="a test scene: no label files exist (default: whether the scene is in the official test list)")
     s.add_argument("--transfer", choices=("sampled", "whole"), default="whole",
                    help="sampled: skip the .sens and label zip (the frames stage reads them with HTTP Range)")
     s.set_defaults(func=_run_download_scene)
@@ -118,8 +125,10 @@ def _add_download(sub) -> None:
 
 def _run_download_scene(args) -> int:
     from jointwsss.io.download import download_scene, scene_suffixes
+    from jointwsss.io.scannet_labels import read_split, split_path
 
-    suffixes = scene_suffixes(args.test, args.transfer)
+    test = args.scene in read_split(split_path("test")) if args.test is None else args.test
+    suffixes = scene_suffixes(test, args.transfer)
     paths = download_scene(args.base_url, args.scene, args.raw_dir, suffixes=suffixes)
     log.info("download: %s: %d files, %.1f MB", args.scene, len(paths),
              sum(p.stat().st_size for p in paths) / 1e6)
@@ -284,7 +293,7 @@ def _add_train(sub) -> None:
     p.add_argument("--settings", required=True,
                    help="the experiment's resolved settings as JSON (written by the Snakefile), or @file.json")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (overrides the settings)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--device", choices=DEVICES, default=None, help="where to train (overrides the settings)")
     p.add_argument("--stop-after-epoch", type=int, default=None, help="end after this epoch (keeps the checkpoint)")
     p.set_defaults(func=_run_train)
 
@@ -343,10 +352,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--mode", choices=("pseudo_label", "inference"), required=True,
                    help="pseudo_label: CAM restricted to the known labels (paper's train columns); inference: plain")
     p.add_argument("--out", type=Path, required=True, help="predictions/<split>.h5")
-    p.add_argument("--passes-3d", type=int, default=1)
+    p.add_argument("--passes-3d", type=int, default=schema_default("eval.passes_3d"),
+                   help="random vertex partitions averaged in 3D (eval.passes_3d)")
     p.add_argument("--batch-3d", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=int, default=schema_default("seed"))
+    p.add_argument("--device", choices=DEVICES, default=schema_default("train.device"))
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the networks (the cores Snakemake gave the job; default: torch's choice)")
     p.add_argument("--restrict-to", nargs="+", choices=CLASS_NAMES, default=None, metavar="CLASS",
@@ -372,8 +382,8 @@ def _add_eval(sub) -> None:
                    help="the run's predictions/<split>.h5: adds 3D mIoU on seen vs unseen vertices")
     d.add_argument("--out", type=Path, required=True, help="diagnose/<split>.json")
     d.add_argument("--feature-points", type=int, default=256, help="visible points per view in the feature pairs")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    d.add_argument("--seed", type=int, default=schema_default("seed"))
+    d.add_argument("--device", choices=DEVICES, default=schema_default("train.device"))
     d.add_argument("--threads", type=int, default=None, help="CPU threads for the networks")
     d.set_defaults(func=_run_diagnose)
 
@@ -383,31 +393,19 @@ def _run_infer(args) -> int:
     from jointwsss.evaluate import infer_split
 
     _network_threads(args.threads)
-    index_file = index_path(args.cache_dir, args.split)
-    scenes = scenes_from_index(index_file)          # usable scenes; also checks the index is readable
-    if args.all_scenes:
-        scenes = [s["scene"] for s in json.loads(index_file.read_text())["scenes"]]
+    scenes = scenes_from_index(index_path(args.cache_dir, args.split), usable_only=not args.all_scenes)
     infer_split(args.model, args.cache_dir, scenes, args.split, args.mode, args.out, passes_3d=args.passes_3d,
                 batch_3d=args.batch_3d, seed=args.seed, device=args.device, restrict_to=_class_mask(args.restrict_to))
     return 0
 
 
 def _run_evaluate(args) -> int:
-    from jointwsss.classes import CLASS_NAMES
-    from jointwsss.evaluate import evaluate_predictions
+    from jointwsss.evaluate import evaluate_experiment, summary_lines
 
-    splits = {}
-    for path in args.predictions:
-        result = evaluate_predictions(path, args.cache_dir, classes=_class_mask(args.classes))
-        splits[path.stem] = result
-        for domain in ("3d", "2d"):
-            if result[domain] is not None:
-                log.info("evaluate %s %s %s (%s): mIoU %.1f %% over %d classes", args.experiment, path.stem, domain,
-                         result["mode"], 100 * result[domain]["miou"], result[domain]["classes_in_mean"])
-    payload = {"experiment": args.experiment, "dataset": args.dataset, "splits": splits}
-    if args.classes is not None:
-        payload["classes"] = [name for name in CLASS_NAMES if name in args.classes]
-    _write_json(args.out, payload)
+    metrics = evaluate_experiment(args.experiment, args.predictions, args.cache_dir, dataset=args.dataset,
+                                  classes=args.classes)
+    _write_json(args.out, metrics)
+    _log_lines("evaluate", summary_lines(metrics))
     return 0
 
 
@@ -442,14 +440,10 @@ def _add_ablation(sub) -> None:
 
 
 def _run_ablation(args) -> int:
-    from jointwsss.ablation import write_ablation
+    from jointwsss.ablation import TABLE2, summary_lines, write_table
 
-    table = write_ablation(args.runs_dir, json.loads(args.experiments), args.out_md, args.out_json)
-    for row in table["rows"]:
-        log.info("ablation %s %-12s train %s val %s (paper %.1f / %.1f)", row["domain"], row["experiment"],
-                 "-" if row["train_miou"] is None else f"{100 * row['train_miou']:.1f}",
-                 "-" if row["val_miou"] is None else f"{100 * row['val_miou']:.1f}",
-                 100 * row["paper_train"], 100 * row["paper_val"])
+    table = write_table(args.runs_dir, json.loads(args.experiments), args.out_md, args.out_json, TABLE2)
+    _log_lines("ablation", summary_lines(table, TABLE2))
     return 0
 
 
@@ -461,14 +455,12 @@ def _add_s3dis_table(sub) -> None:
 
 
 def _run_s3dis_table(args) -> int:
-    from jointwsss.ablation import table4_spec, write_table
+    from jointwsss.ablation import summary_lines, table4_spec, write_table
     from jointwsss.preprocess.s3dis import SHARED_CLASS_NAMES
 
     spec = table4_spec(args.area, SHARED_CLASS_NAMES)
     table = write_table(args.runs_dir, json.loads(args.experiments), args.out_md, args.out_json, spec)
-    for row in table["rows"]:
-        log.info("table 4 %s %-6s val %s (paper %.1f)", row["domain"], row["experiment"],
-                 "-" if row["val_miou"] is None else f"{100 * row['val_miou']:.1f}", 100 * row["paper_val"])
+    _log_lines("table 4", summary_lines(table, spec))
     return 0
 
 
@@ -519,6 +511,11 @@ def _add_export(sub) -> None:
     v.add_argument("--max-vertices", type=int, default=None, help="decimate larger meshes (vertex clustering)")
     v.add_argument("--max-frames", type=int, default=None, help="cameras drawn per scene, evenly spread")
     v.set_defaults(func=_run_export_viewer)
+    j = k.add_parser("job-costs", help="per-rule time and peak memory of the jobs, from Snakemake's benchmark records")
+    j.add_argument("--benchmarks", type=Path, required=True, help="<logs_dir>/benchmarks/ (<rule>/<wildcards>.tsv)")
+    j.add_argument("--out-tsv", type=Path, required=True)
+    j.add_argument("--out-json", type=Path, required=True)
+    j.set_defaults(func=_run_export_job_costs)
 
 
 def _run_export_submission(args) -> int:
@@ -546,28 +543,11 @@ def _run_export_ply(args) -> int:
     return 0
 
 
-def _confidence_cam(model: Path | None):
-    """The overlays' CAM column: the image network's max class score per pixel (eq. 6's W), or None."""
-    if model is None:
-        return None
-    import torch
-
-    from jointwsss.evaluate import load_networks, predict_image
-
-    device = torch.device("cpu")
-    _, image_net, _ = load_networks(model, device)
-    if image_net is None:
-        return None
-
-    def cam(scene, frame_id, color):
-        return predict_image(image_net, color, (color.shape[1], color.shape[0]), device).max(axis=0)
-    return cam
-
-
 def _run_export_overlays(args) -> int:
+    from jointwsss.evaluate import confidence_cam
     from jointwsss.export.overlays import write_overlays
 
-    cam = _confidence_cam(args.model)
+    cam = confidence_cam(args.model)
     paths = write_overlays(args.predictions, args.cache_dir, args.out, max_frames_per_scene=args.max_frames_per_scene,
                            cam=cam)
     log.info("export overlays: %d PNGs in %s", len(paths), args.out)
@@ -575,13 +555,21 @@ def _run_export_overlays(args) -> int:
 
 
 def _run_export_viewer(args) -> int:
+    from jointwsss.evaluate import confidence_cam
     from jointwsss.export.viewer import MAX_FRAMES, MAX_VERTICES, write_viewers
 
     _single_threaded()
-    paths = write_viewers(args.predictions, args.cache_dir, args.scans_dir, args.out, cam=_confidence_cam(args.model),
+    paths = write_viewers(args.predictions, args.cache_dir, args.scans_dir, args.out, cam=confidence_cam(args.model),
                           max_vertices=args.max_vertices or MAX_VERTICES, max_frames=args.max_frames or MAX_FRAMES,
                           progress=lambda line: log.info("export viewer: %s", line))
     log.info("export viewer: %d scene pages and %s", len(paths) - 1, paths[-1])
+    return 0
+
+
+def _run_export_job_costs(args) -> int:
+    from jointwsss.export.job_costs import summary_lines, write_job_costs
+
+    _log_lines("export job-costs", summary_lines(write_job_costs(args.benchmarks, args.out_tsv, args.out_json)))
     return 0
 
 
@@ -644,16 +632,9 @@ def _add_info(sub) -> None:
 
 
 def _run_info(args) -> int:
-    from jointwsss.info import format_store_summary, format_summary, summarize, summarize_stores
+    from jointwsss.info import describe
 
-    path = args.path
-    if path.suffix == ".zarr":
-        summary, fmt = summarize_stores(path.parent.parent, path.stem), format_store_summary
-    elif args.scene:
-        summary, fmt = summarize_stores(path, args.scene), format_store_summary
-    else:
-        summary, fmt = summarize(path), format_summary
-    print(json.dumps(summary, indent=2) if args.json else fmt(summary))
+    print(describe(args.path, args.scene, as_json=args.json))
     return 0
 
 
@@ -695,7 +676,7 @@ def _add_bench(sub) -> None:
     tr.add_argument("--batches", type=int, default=10)
     tr.set_defaults(func=_run_bench_train)
     pn = kinds.add_parser("pointnet", help="PointNet++ operators (both implementations) and training steps, no data needed")
-    pn.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    pn.add_argument("--device", choices=DEVICES, default=schema_default("train.device"))
     pn.add_argument("--out", type=Path, default=Path("bench/pointnet.json"))
     pn.add_argument("--batch-size", type=int, default=8)
     pn.add_argument("--reps", type=int, default=3)
@@ -712,68 +693,47 @@ def _add_bench(sub) -> None:
     pn.set_defaults(func=_run_bench_pointnet)
 
 
+def _bench_result(name: str, args, result: dict, summary_lines) -> int:
+    """Write a benchmark's result to ``args.out`` and log its summary lines."""
+    _write_json(args.out, result)
+    _log_lines(f"bench {name}", [*summary_lines(result), f"JSON in {args.out}"])
+    return 0
+
+
 def _run_bench_sens_memory(args) -> int:
-    from jointwsss.bench.sens_memory import bench_sens_memory
+    from jointwsss.bench.sens_memory import bench_sens_memory, summary_lines
 
     result = bench_sens_memory(args.work_dir, target_bytes=args.target_bytes, num_reads=args.num_reads)
-    _write_json(args.out, result)
-    log.info("bench sens-memory: %s", json.dumps(result))
-    return 0
+    return _bench_result("sens-memory", args, result, summary_lines)
 
 
 def _run_bench_params_memory(args) -> int:
-    from jointwsss.bench.params_memory import bench_params_memory
+    from jointwsss.bench.params_memory import bench_params_memory, summary_lines
 
-    result = bench_params_memory(args.work_dir)
-    _write_json(args.out, result)
-    log.info("bench params-memory: converting a %.1f MB file raised peak RSS by %.1f MB (%.2fx the file) in %.1f s; "
-             "JSON in %s", result["file_bytes"] / 1e6, result["rss_increase_bytes"] / 1e6,
-             result["rss_increase_per_file_byte"], result["seconds"], args.out)
-    return 0
+    return _bench_result("params-memory", args, bench_params_memory(args.work_dir), summary_lines)
 
 
 def _run_bench_preprocess(args) -> int:
-    from jointwsss.bench.preprocess import bench_preprocess
+    from jointwsss.bench.preprocess import bench_preprocess, summary_lines
 
-    result = bench_preprocess(args.work_dir, num_frames=args.num_frames)
-    _write_json(args.out, result)
-    ex, est = result["frame_extraction"], result["scannet_estimate"]
-    cold = ex["cold"]
-    log.info("bench preprocess: extraction cold %.2fx faster / %.1fx less peak RSS than loading every frame "
-             "(%.1fx faster than the official byte-wise reader); %.1f M projections/s; ScanNetV2 on 16 cores "
-             "~%.2f h; JSON in %s", cold["comparison"]["speedup"], cold["comparison"]["peak_rss_ratio"],
-             cold["comparison_official"]["speedup"], result["correspondences"]["projections_per_second"] / 1e6,
-             est["wall_hours_16_cores"], args.out)
-    return 0
+    return _bench_result("preprocess", args, bench_preprocess(args.work_dir, num_frames=args.num_frames), summary_lines)
 
 
 def _run_bench_transfer(args) -> int:
-    from jointwsss.bench.transfer import bench_transfer
+    from jointwsss.bench.transfer import bench_transfer, summary_lines
 
     result = bench_transfer(args.work_dir, num_frames=args.num_frames, skip=args.skip,
                             latencies_s=[ms / 1000 for ms in args.latencies_ms],
                             bandwidth_bytes_per_s=args.bandwidth_mb_s * 1e6)
-    _write_json(args.out, result)
-    for run in result["runs"]:
-        log.info("bench transfer at %.0f ms: sampled %.2f s, %.2f %% of the .sens; whole %.2f s (%.1fx)",
-                 run["latency_s"] * 1000, run["sampled"]["seconds"], 100 * run["sampled"]["share_of_sens"],
-                 run["whole"]["seconds"], run["speedup"])
-    est = result["scannet_estimate"]
-    log.info("bench transfer: ScanNetV2 estimate sampled %.1f h vs whole %.1f h; JSON in %s",
-             est["sampled_hours"], est["whole_hours"], args.out)
-    return 0
+    return _bench_result("transfer", args, result, summary_lines)
 
 
 def _run_bench_train(args) -> int:
-    from jointwsss.bench.train import bench_train
+    from jointwsss.bench.train import bench_train, summary_lines
 
     result = bench_train(_load_settings(args.settings), batch_size=args.batch_size, num_workers=args.num_workers,
                          batches=args.batches)
-    _write_json(args.out, result)
-    log.info("bench train: loader %.1f samples/s, CPU steps %.1f samples/s -> bottleneck on CPU: %s; JSON in %s",
-             result["loader"]["samples_per_second"], result["steps_cpu"]["samples_per_second"],
-             result["bottleneck_cpu"], args.out)
-    return 0
+    return _bench_result("train", args, result, summary_lines)
 
 
 def _parse_sizes(values: list[str] | None) -> list[tuple[str, int]] | None:
@@ -790,32 +750,48 @@ def _parse_sizes(values: list[str] | None) -> list[tuple[str, int]] | None:
 
 
 def _run_bench_pointnet(args) -> int:
-    from jointwsss.bench.pointnet import bench_pointnet
-    from jointwsss.train import pick_device
+    from jointwsss.bench.pointnet import bench_pointnet, summary_lines
+    from jointwsss.runs import pick_device
 
-    device = pick_device(args.device)
-    result = bench_pointnet(device, batch=args.batch_size, sizes=_parse_sizes(args.sizes), reps=args.reps)
+    clouds = None
     if args.cache_dir is not None:
-        from jointwsss.bench.pointnet import neighbourhood_report
         from jointwsss.data.dataset import cloud_samples
 
         clouds = cloud_samples(args.cache_dir, args.split, num_clouds=args.scenes, num_points=args.points)
-        result["neighbourhoods"] = neighbourhood_report(clouds, args.width, args.radii)
-    _write_json(args.out, result)
-    ops_ = result["operators"]
-    log.info("bench pointnet on %s: ball query %s ms (same neighbours: %s), FPS %s ms; steps %s; JSON in %s",
-             result["device"], ops_["ball_query_ms"], ops_["same_neighbours"], ops_["fps_ms"],
-             ", ".join(f"{s['width']}/{s['points']}/{s['search']}: {s['ms_per_step']} ms" for s in result["steps"]),
-             args.out)
-    if "neighbourhoods" in result:
-        nb = result["neighbourhoods"]
-        for name in ("wypr", "configured"):
-            if name in nb:
-                log.info("bench pointnet: %s radii %s m -> distinct points per ball %s (of nsample %s)", name,
-                         [layer["radius"] for layer in nb[name]], [layer["mean_distinct"] for layer in nb[name]],
-                         [layer["nsample"] for layer in nb[name]])
-        log.info("bench pointnet: suggested radii for %d points (%s): %s m", nb["points"], nb["width"],
-                 nb["suggested_radii"])
+    result = bench_pointnet(pick_device(args.device), batch=args.batch_size, sizes=_parse_sizes(args.sizes),
+                            reps=args.reps, clouds=clouds, width=args.width, radii=args.radii)
+    return _bench_result("pointnet", args, result, summary_lines)
+
+
+# --------------------------------------------------------------------------- config
+def _add_config(sub) -> None:
+    p = sub.add_parser("config", help="the configuration: resolved, or every key's default and meaning")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    s = kinds.add_parser("show", help="the configuration of config files merged in order (as Snakemake merges "
+                                      "--configfile files over config.yaml), defaults filled in, checked (YAML)")
+    s.add_argument("files", type=Path, nargs="+", metavar="CONFIG", help="config.yaml, then your own files")
+    s.set_defaults(func=_run_config_show)
+    r = kinds.add_parser("reference", help="every key of the schema with its default and meaning (Markdown: the "
+                                           "page docs/configuration.md)")
+    r.set_defaults(func=_run_config_reference)
+
+
+def _run_config_show(args) -> int:
+    import yaml
+
+    from jointwsss.config import check_config, resolve_config
+
+    config = resolve_config(*args.files)
+    for warning in check_config(config):
+        log.warning("%s", warning)
+    print(yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=120), end="")
+    return 0
+
+
+def _run_config_reference(args) -> int:
+    from jointwsss.config import reference_markdown
+
+    print(reference_markdown(), end="")
     return 0
 
 
@@ -835,6 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(sub)
     _add_info(sub)
     _add_bench(sub)
+    _add_config(sub)
     return parser
 
 

@@ -33,13 +33,13 @@ import torch
 
 from jointwsss.classes import CLASS_NAMES, NUM_CLASSES
 from jointwsss.data.transforms import normalize_image
-from jointwsss.evaluate import load_networks, point_outputs
+from jointwsss.evaluate import point_outputs
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.io.layout import store_path
 from jointwsss.losses import correlation, global_average_pool, sample_at_pixels, teacher_targets
 from jointwsss.metrics import confusion_matrix, miou_report
-from jointwsss.train import pick_device
+from jointwsss.runs import load_networks, pick_device
 
 log = logging.getLogger("jointwsss")
 
@@ -160,6 +160,146 @@ class _PairStats:
 
 
 # ----------------------------------------------------------------------------- one split
+def _vertex_predictions(predictions: Path | None):
+    """The run's ``predictions/<split>.h5`` open for reading; None without one or for an image-only run (its
+    file holds no vertex predictions to split into seen and unseen)."""
+    h5 = h5py.File(predictions, "r") if predictions is not None else None
+    if h5 is not None and not h5.attrs.get("has_3d", True):
+        h5.close()
+        h5 = None
+    return h5
+
+
+def _scene_vertex_labels(h5, predictions: Path, scene: str) -> np.ndarray:
+    """(N,) predicted label of every vertex of ``scene`` from the open predictions file ``h5`` (read from
+    ``predictions``); DataFormatError naming the file if it has no entry for the scene."""
+    if scene not in h5:
+        raise DataFormatError(predictions, f"no predictions for scene {scene}",
+                              "run `snakemake eval` for this run and split first")
+    return h5[scene]["vertex_label"][...]
+
+
+class _SplitDiagnosis:
+    """The measurements of one split, summed scene by scene and view by view, and their report.
+
+    ``image_net`` / ``point_net``: the run's networks (None where the run has none); ``rng`` draws the 3D
+    passes' point samples and each view's feature points, in scene and view order.
+    """
+
+    def __init__(self, settings: dict, image_net, point_net, *, rng: np.random.Generator, device: torch.device,
+                 passes_3d: int, feature_points_per_view: int):
+        self.settings, self.image_net, self.point_net = settings, image_net, point_net
+        self.rng, self.device = rng, device
+        self.passes_3d, self.feature_points_per_view = passes_3d, feature_points_per_view
+        self.confidence_over = settings["joint"].get("confidence_2d_over", "all")  # eq. 6 as this run trained
+        self.vertex_counts, self.seen_counts, self.pair_counts = (np.zeros(NUM_CLASSES, np.int64) for _ in range(3))
+        self.teacher_conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+        self.teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)
+        self.student_conf = {"seen": self.teacher_conf.copy(), "unseen": self.teacher_conf.copy()}
+        self.pairs = {"3d": _PairStats(), "2d": _PairStats()}
+        self.view_scores, self.view_labels = [], []  # eq. 1's y^2d and the image-level labels of every view with pairs
+        self.views = 0
+
+    def add_coverage(self, gt: np.ndarray, seen: np.ndarray, point_idx: np.ndarray) -> None:
+        """Count a scene's vertices per class: all, those some view sees, and its correspondences (pairs)."""
+        self.vertex_counts += class_counts(gt)
+        self.seen_counts += class_counts(gt[seen])
+        self.pair_counts += class_counts(gt[point_idx])
+
+    def add_student(self, gt: np.ndarray, seen: np.ndarray, predicted: np.ndarray) -> None:
+        """Add a scene's predicted vertex labels to the seen and the unseen confusion with ground truth."""
+        self.student_conf["seen"] += confusion_matrix(gt[seen], predicted[seen])
+        self.student_conf["unseen"] += confusion_matrix(gt[~seen], predicted[~seen])
+
+    def add_views(self, points, frames, gt: np.ndarray, offsets: np.ndarray, point_idx: np.ndarray,
+                  uv: np.ndarray) -> None:
+        """Count a scene's views with correspondences and, with an image network, measure each of them (with
+        the point network's features of every vertex if the run has both networks)."""
+        feat3d = None
+        if self.point_net is not None and self.image_net is not None:
+            _, feat3d = point_outputs(self.point_net, points["xyz"][...], points["rgb"][...],
+                                      num_points=self.settings["points"]["num"], passes=self.passes_3d, batch=4,
+                                      rng=self.rng, device=self.device, with_features=True)
+        color = frames["color"][...]
+        image_labels = torch.from_numpy(frames["image_labels"][...].astype(np.float32))
+        for f in range(len(offsets) - 1):
+            a, b = int(offsets[f]), int(offsets[f + 1])
+            if a == b:
+                continue
+            self.views += 1
+            if self.image_net is not None:
+                self._add_view(color[f], image_labels[f], gt, point_idx, uv, a, b, feat3d)
+
+    def _add_view(self, image: np.ndarray, image_labels: torch.Tensor, gt: np.ndarray, point_idx: np.ndarray,
+                  uv: np.ndarray, a: int, b: int, feat3d: np.ndarray | None) -> None:
+        """One view (its correspondences: ``point_idx[a:b]`` at pixels ``uv[a:b]``): the image network's eq. 1
+        scores, its eq. 5/6 teacher at the points, and (with ``feat3d``, (N, D)) 2D and 3D feature pairs."""
+        dev, stride = self.device, self.image_net.output_stride
+        idx = point_idx[a:b].astype(np.int64)
+        view_uv = torch.from_numpy(uv[a:b].astype(np.float32))[None].to(dev)
+        with torch.no_grad():
+            feat2d, cam2d = self.image_net(torch.from_numpy(normalize_image(image))[None].to(dev))
+            cam_at = sample_at_pixels(cam2d.float(), view_uv, stride)[0].cpu()
+        self.view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
+        self.view_labels.append(image_labels.numpy())
+        if image_labels.any():
+            label, confidence = teacher_labels(cam_at, image_labels, self.confidence_over)
+            self.teacher_conf += confusion_matrix(gt[idx], label)
+            valid = gt[idx] < NUM_CLASSES
+            np.add.at(self.teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])
+        if feat3d is not None:
+            pick = np.sort(self.rng.choice(b - a, size=min(b - a, self.feature_points_per_view), replace=False))
+            with torch.no_grad():
+                f2 = sample_at_pixels(feat2d.float(), view_uv[:, pick], stride)[0].cpu()
+            self.pairs["2d"].add(*pair_similarities(f2, gt[idx[pick]]))
+            self.pairs["3d"].add(*pair_similarities(torch.from_numpy(feat3d[idx[pick]]), gt[idx[pick]]))
+
+    def _coverage_section(self) -> dict:
+        """Per class, the share of the vertices, the seen fraction and the share of the correspondences."""
+        total_vertices = max(int(self.vertex_counts.sum()), 1)
+        return {
+            "seen_fraction": float(self.seen_counts.sum() / total_vertices),
+            "per_class": {
+                name: {"vertex_share": float(self.vertex_counts[c] / total_vertices),
+                       "seen_fraction": float(self.seen_counts[c] / self.vertex_counts[c]) if self.vertex_counts[c]
+                       else None,
+                       "pair_share": float(self.pair_counts[c] / max(self.pair_counts.sum(), 1))}
+                for c, name in enumerate(CLASS_NAMES)},
+        }
+
+    def _teacher_section(self) -> dict:
+        """:func:`teacher_report` of the teacher's confusions, with the views' image-level AUCs."""
+        report = teacher_report(self.teacher_conf, self.teacher_weighted)
+        if self.view_scores:
+            auc = image_level_auc(np.stack(self.view_scores), np.stack(self.view_labels))
+            report["image_level_auc"] = auc
+            measured = [v for v in auc.values() if v is not None]
+            report["mean_image_level_auc"] = float(np.mean(measured)) if measured else None
+        return report
+
+    def _student_section(self) -> dict:
+        """mIoU, accuracy and per-class IoU of the predicted vertex labels, on seen and on unseen vertices."""
+        report = {}
+        for part, conf in self.student_conf.items():
+            rep = miou_report(conf)
+            accuracy = float(np.trace(conf[:, :NUM_CLASSES]) / max(conf.sum(), 1))
+            report[part] = {"miou": rep["miou"], "accuracy": accuracy, "vertices": rep["points_or_pixels"],
+                            "per_class": rep["per_class"]}
+        return report
+
+    def report(self, *, with_student: bool) -> dict:
+        """The ``coverage``, ``teacher`` (with an image network), ``student`` (``with_student``) and ``features``
+        (with both networks) sections of the diagnosis."""
+        result = {"coverage": self._coverage_section()}
+        if self.image_net is not None:
+            result["teacher"] = self._teacher_section()
+        if with_student:
+            result["student"] = self._student_section()
+        if self.image_net is not None and self.point_net is not None:
+            result["features"] = {domain: stats.report() for domain, stats in self.pairs.items()}
+        return result
+
+
 def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str, *,
                    predictions: Path | None = None, feature_points_per_view: int = 256, passes_3d: int = 1,
                    seed: int = 0, device: str = "cpu") -> dict:
@@ -167,19 +307,9 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
     dev = pick_device(device)
     settings, image_net, point_net = load_networks(model_path, dev)
     cache_dir = Path(cache_dir)
-    confidence_over = settings["joint"].get("confidence_2d_over", "all")  # eq. 6 as this run trained
-    rng = np.random.default_rng(seed)
-    h5 = h5py.File(predictions, "r") if predictions is not None else None
-    if h5 is not None and not h5.attrs.get("has_3d", True):
-        h5.close()                                   # an image-only run: no vertex predictions to split
-        h5 = None
-    vertex_counts, seen_counts, pair_counts = (np.zeros(NUM_CLASSES, np.int64) for _ in range(3))
-    teacher_conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
-    teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)
-    student_conf = {"seen": teacher_conf.copy(), "unseen": teacher_conf.copy()}
-    pairs = {"3d": _PairStats(), "2d": _PairStats()}
-    view_scores, view_labels = [], []  # eq. 1's y^2d and the image-level labels of every view with pairs
-    views = 0
+    diagnosis = _SplitDiagnosis(settings, image_net, point_net, rng=np.random.default_rng(seed), device=dev,
+                                passes_3d=passes_3d, feature_points_per_view=feature_points_per_view)
+    h5 = _vertex_predictions(predictions)
     t0 = time.perf_counter()
     try:
         for scene in scenes:
@@ -189,84 +319,17 @@ def diagnose_split(model_path: Path, cache_dir: Path, scenes: list[str], split: 
             gt = points["label"][...]
             offsets, point_idx, uv = corr["offsets"][...], corr["point_idx"][...], corr["uv"][...]
             seen = seen_vertices(len(gt), point_idx)
-            vertex_counts += class_counts(gt)
-            seen_counts += class_counts(gt[seen])
-            pair_counts += class_counts(gt[point_idx])
+            diagnosis.add_coverage(gt, seen, point_idx)
             if h5 is not None:
-                if scene not in h5:
-                    raise DataFormatError(predictions, f"no predictions for scene {scene}",
-                                          "run `snakemake eval` for this run and split first")
-                predicted = h5[scene]["vertex_label"][...]
-                student_conf["seen"] += confusion_matrix(gt[seen], predicted[seen])
-                student_conf["unseen"] += confusion_matrix(gt[~seen], predicted[~seen])
-            num_views = len(offsets) - 1
-            if num_views == 0:
-                continue
-            feat3d = None
-            if point_net is not None and image_net is not None:
-                _, feat3d = point_outputs(point_net, points["xyz"][...], points["rgb"][...],
-                                          num_points=settings["points"]["num"], passes=passes_3d, batch=4, rng=rng,
-                                          device=dev, with_features=True)
-            color = frames["color"][...]
-            image_labels = torch.from_numpy(frames["image_labels"][...].astype(np.float32))
-            for f in range(num_views):
-                a, b = int(offsets[f]), int(offsets[f + 1])
-                if a == b:
-                    continue
-                views += 1
-                idx = point_idx[a:b].astype(np.int64)
-                view_uv = torch.from_numpy(uv[a:b].astype(np.float32))[None].to(dev)
-                if image_net is None:
-                    continue
-                with torch.no_grad():
-                    feat2d, cam2d = image_net(torch.from_numpy(normalize_image(color[f]))[None].to(dev))
-                    cam_at = sample_at_pixels(cam2d.float(), view_uv, image_net.output_stride)[0].cpu()
-                view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
-                view_labels.append(image_labels[f].numpy())
-                if image_labels[f].any():
-                    label, confidence = teacher_labels(cam_at, image_labels[f], confidence_over)
-                    teacher_conf += confusion_matrix(gt[idx], label)
-                    valid = gt[idx] < NUM_CLASSES
-                    np.add.at(teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])
-                if feat3d is not None:
-                    pick = np.sort(rng.choice(b - a, size=min(b - a, feature_points_per_view), replace=False))
-                    with torch.no_grad():
-                        f2 = sample_at_pixels(feat2d.float(), view_uv[:, pick], image_net.output_stride)[0].cpu()
-                    pairs["2d"].add(*pair_similarities(f2, gt[idx[pick]]))
-                    pairs["3d"].add(*pair_similarities(torch.from_numpy(feat3d[idx[pick]]), gt[idx[pick]]))
+                diagnosis.add_student(gt, seen, _scene_vertex_labels(h5, predictions, scene))
+            if len(offsets) != 1:  # one offset more than the scene has views
+                diagnosis.add_views(points, frames, gt, offsets, point_idx, uv)
     finally:
         if h5 is not None:
             h5.close()
-    total_vertices = max(int(vertex_counts.sum()), 1)
-    result = {
-        "experiment": settings["experiment"], "split": split, "model": str(model_path), "scenes": len(scenes),
-        "views": views, "seconds": round(time.perf_counter() - t0, 1),
-        "coverage": {
-            "seen_fraction": float(seen_counts.sum() / total_vertices),
-            "per_class": {
-                name: {"vertex_share": float(vertex_counts[c] / total_vertices),
-                       "seen_fraction": float(seen_counts[c] / vertex_counts[c]) if vertex_counts[c] else None,
-                       "pair_share": float(pair_counts[c] / max(pair_counts.sum(), 1))}
-                for c, name in enumerate(CLASS_NAMES)},
-        },
-    }
-    if image_net is not None:
-        result["teacher"] = teacher_report(teacher_conf, teacher_weighted)
-        if view_scores:
-            auc = image_level_auc(np.stack(view_scores), np.stack(view_labels))
-            result["teacher"]["image_level_auc"] = auc
-            measured = [v for v in auc.values() if v is not None]
-            result["teacher"]["mean_image_level_auc"] = float(np.mean(measured)) if measured else None
-    if h5 is not None:
-        result["student"] = {}
-        for part, conf in student_conf.items():
-            rep = miou_report(conf)
-            accuracy = float(np.trace(conf[:, :NUM_CLASSES]) / max(conf.sum(), 1))
-            result["student"][part] = {"miou": rep["miou"], "accuracy": accuracy, "vertices": rep["points_or_pixels"],
-                                       "per_class": rep["per_class"]}
-    if image_net is not None and point_net is not None:
-        result["features"] = {domain: stats.report() for domain, stats in pairs.items()}
-    return result
+    return {"experiment": settings["experiment"], "split": split, "model": str(model_path), "scenes": len(scenes),
+            "views": diagnosis.views, "seconds": round(time.perf_counter() - t0, 1),
+            **diagnosis.report(with_student=h5 is not None)}
 
 
 def summary_lines(result: dict) -> list[str]:

@@ -36,23 +36,11 @@ from jointwsss.io.zarr_store import open_store
 from jointwsss.io.layout import store_path
 from jointwsss.losses import sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
-from jointwsss.train import pick_device
+from jointwsss.runs import load_networks, pick_device
 
 log = logging.getLogger("jointwsss")
 
 MODES = ("pseudo_label", "inference")
-
-
-def load_networks(model_path: Path, device: torch.device):
-    """(settings, image_net or None, point_net or None) of a finished run, in eval mode on ``device``."""
-    from jointwsss.networks import build_networks
-    from jointwsss.train import load_trained
-
-    settings, states = load_trained(model_path)
-    nets = build_networks(settings, states)
-    for net in nets.present().values():
-        net.to(device).eval()
-    return settings, nets.image, nets.point
 
 
 def restricted_argmax(scores: np.ndarray, allowed: np.ndarray | None, axis: int) -> np.ndarray:
@@ -188,6 +176,41 @@ def infer_split(model_path: Path, cache_dir: Path, scenes: list[str], split: str
     log.info("infer %s %s (%s): %d scenes, %.1f s -> %s", settings["experiment"], split, mode, len(scenes), seconds,
              out_path)
     return {"scenes": len(scenes), "seconds": round(seconds, 2)}
+
+
+def evaluate_experiment(experiment: str, predictions: list[Path], cache_dir: Path, *, dataset: str = "scannet",
+                        classes: list[str] | None = None) -> dict:
+    """What ``eval/metrics.json`` holds: ``{"experiment", "dataset", "splits": {split: evaluate_predictions(...)}}``
+    for the predictions of every split (named by the file stem), plus ``"classes"`` where only the named classes
+    are evaluated (Table 4's shared classes)."""
+    mask = None if classes is None else np.array([name in classes for name in CLASS_NAMES], dtype=bool)
+    splits = {Path(path).stem: evaluate_predictions(path, cache_dir, classes=mask) for path in predictions}
+    payload = {"experiment": experiment, "dataset": dataset, "splits": splits}
+    if classes is not None:
+        payload["classes"] = [name for name in CLASS_NAMES if name in classes]
+    return payload
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """One log line per split and domain of a result of :func:`evaluate_experiment`."""
+    return [f"{metrics['experiment']} {split} {domain} ({result['mode']}): mIoU {100 * result[domain]['miou']:.1f} % "
+            f"over {result[domain]['classes_in_mean']} classes"
+            for split, result in metrics["splits"].items() for domain in ("3d", "2d") if result[domain] is not None]
+
+
+def confidence_cam(model_path: Path | None):
+    """The overlays' and viewer's CAM column: ``cam(scene, frame_id, color) -> (H, W)`` the image network's max
+    class score per pixel (eq. 6's W) at the colour image's size; None without a model or an image network."""
+    if model_path is None:
+        return None
+    device = torch.device("cpu")
+    _, image_net, _ = load_networks(model_path, device)
+    if image_net is None:
+        return None
+
+    def cam(scene, frame_id, color):
+        return predict_image(image_net, color, (color.shape[1], color.shape[0]), device).max(axis=0)
+    return cam
 
 
 def evaluate_predictions(pred_path: Path, cache_dir: Path, *, classes: np.ndarray | None = None) -> dict:

@@ -9,8 +9,11 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-# Settings that never change a trained model: given on the command line, not part of the settings.
-NON_RESULT_TRAIN_KEYS = ("num_workers", "device", "gpus")
+#: Settings that cannot change what a run trains, only where and how fast: the DataLoader workers (``--cores``),
+#: the device string and the GPU count (how the batch is split over processes). Wherever they sit in a run's
+#: settings (the config writes them under ``train``), :func:`result_settings` drops them, so neither the rules'
+#: params nor the resume hash see them.
+NON_RESULT_KEYS = ("num_workers", "device", "gpus")
 
 
 PRETRAIN_EXPERIMENT = "pretrain_image"
@@ -49,6 +52,18 @@ LOSS_TERMS = {
 NETWORKS = ("image", "point")  # the order of the networks everywhere (parameter groups, checkpoints, logs)
 
 
+def result_settings(settings: dict) -> dict:
+    """A copy of ``settings`` without the :data:`NON_RESULT_KEYS`, at every depth: what decides a run's result."""
+    return {key: result_settings(value) if isinstance(value, dict) else copy.deepcopy(value)
+            for key, value in settings.items() if key not in NON_RESULT_KEYS}
+
+
+def to3d_labels_of(entry: dict) -> str:
+    """Where eq. 7 takes its labels (:data:`TO3D_LABELS`) in an experiment entry or a run's settings: written only
+    for the ground-truth diagnostics, absent for the method itself."""
+    return entry.get("to3d_labels", IMAGE_NETWORK_LABELS)
+
+
 def check_loss_terms(experiment: str, losses, to3d_labels: str = IMAGE_NETWORK_LABELS) -> None:
     """Raise ValueError naming an unknown term, a term that must train alone, or unknown eq. 7 labels."""
     losses = set(losses)
@@ -77,12 +92,12 @@ def networks_of(losses, to3d_labels: str = IMAGE_NETWORK_LABELS) -> tuple[str, .
 
 def uses_image_network(exp: dict) -> bool:
     """Whether an experiment entry of the config trains an image network (so has 2D outputs)."""
-    return "image" in networks_of(exp["losses"], exp.get("to3d_labels", IMAGE_NETWORK_LABELS))
+    return "image" in networks_of(exp["losses"], to3d_labels_of(exp))
 
 
 def uses_point_network(exp: dict) -> bool:
     """Whether an experiment entry of the config trains a point network (so has 3D outputs)."""
-    return "point" in networks_of(exp["losses"], exp.get("to3d_labels", IMAGE_NETWORK_LABELS))
+    return "point" in networks_of(exp["losses"], to3d_labels_of(exp))
 
 
 def imported_weights_path(config: dict) -> str | None:
@@ -94,17 +109,24 @@ def imported_weights_path(config: dict) -> str | None:
     return str(Path(config["cache_dir"]) / "weights" / (Path(weights).stem + ".pt"))
 
 
+def pretrains_image(config: dict) -> bool:
+    """Whether the pipeline pretrains the image network on extra synthetic scenes (:func:`pretrain_settings`):
+    ``pretrain.image: synthetic`` on the synthetic dataset, where no ImageNet weights are given."""
+    return (config["pretrain"]["image"] == "synthetic" and config["dataset"]["source"] == "synthetic"
+            and not config["model"]["image"]["weights"])
+
+
 def pretrained_image_weights(config: dict) -> str | None:
     """The weights file every experiment's image network starts from, or None (random initialisation).
 
     ``model.image.weights`` (ImageNet weights, the paper's choice) when given -- a PyTorch state dict,
-    or the conversion of an MXNet ``.params`` file (:func:`imported_weights_path`); otherwise, with
-    ``pretrain.image: synthetic``, the image network pretrained on the synthetic pretrain scenes
+    or the conversion of an MXNet ``.params`` file (:func:`imported_weights_path`); otherwise, where
+    :func:`pretrains_image`, the image network pretrained on the synthetic pretrain scenes
     (``runs/pretrain_image/model.pt``, our stand-in for ImageNet on a machine without it).
     """
-    if config["model"]["image"].get("weights"):
+    if config["model"]["image"]["weights"]:
         return imported_weights_path(config) or str(config["model"]["image"]["weights"])
-    if config.get("pretrain", {}).get("image") == "synthetic":
+    if pretrains_image(config):
         return str(Path(config["runs_dir"]) / PRETRAIN_EXPERIMENT / "model.pt")
     return None
 
@@ -116,7 +138,7 @@ def _common_settings(config: dict) -> dict:
         "points": config["points"],
         "joint": config["joint"],
         "augment": config["augment"],
-        "train": {k: v for k, v in config["train"].items() if k not in NON_RESULT_TRAIN_KEYS},
+        "train": result_settings(config["train"]),
     }
 
 
@@ -130,13 +152,13 @@ def experiment_settings(config: dict, name: str) -> dict:
     settings = {
         "experiment": name,
         "losses": list(exp["losses"]),
-        "confidence": exp.get("confidence", True),
+        "confidence": exp["confidence"],
         "split": "train",
         "model": model,
         **_common_settings(config),
     }
     # Written only for the ground-truth diagnostics, so the method's settings (and their hashes) stay as they were.
-    if exp.get("to3d_labels", IMAGE_NETWORK_LABELS) != IMAGE_NETWORK_LABELS:
+    if to3d_labels_of(exp) != IMAGE_NETWORK_LABELS:
         settings["to3d_labels"] = exp["to3d_labels"]
     return settings
 
@@ -163,8 +185,10 @@ def pretrain_settings(config: dict, scenes: list[str]) -> dict:
 
 
 REQUIRED_SETTINGS = {
-    "": ("experiment", "losses", "cache_dir", "seed", "model", "points", "joint", "augment", "train"),
+    "": ("experiment", "losses", "confidence", "cache_dir", "seed", "model", "points", "joint", "augment", "train"),
     "model": ("image", "point"),
+    "model.image": ("width", "weights", "freeze_bn", "dropout"),
+    "model.point": ("width", "radii"),
     "points": ("num",),
     "joint": ("views_per_sample", "max_points_per_view", "lambda", "confidence_2d_over"),
     "augment": ("point_flip", "point_rotate", "image_scale_range", "image_hflip", "color_jitter"),
@@ -178,7 +202,9 @@ def check_settings(settings: dict) -> dict:
 
     missing = []
     for section, keys in REQUIRED_SETTINGS.items():
-        node = settings if not section else settings.get(section, {})
+        node = settings
+        for part in filter(None, section.split(".")):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
         missing += [f"{section + '.' if section else ''}{k}" for k in keys if not isinstance(node, dict) or k not in node]
     if missing:
         raise ConfigError(f"training settings lack {', '.join(missing)} -- write them with "

@@ -5,6 +5,7 @@ Reads only headers, poses and labels (never decodes all frames), so it is quick 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,16 @@ def format_summary(summary: dict) -> str:
         l2 = summary["labels_2d"]
         lines.append(f"  2D labels   {l2['frames']} label images of {l2['size']}")
     return "\n".join(lines)
+
+
+def describe(path: Path, scene: str | None = None, *, as_json: bool = False) -> str:
+    """What `jointwsss info` prints for ``path``: a scene's caches (a ``<cache>/<kind>/<scene>.zarr`` store, or a cache
+    folder with ``scene``) or a raw scene folder (``scans/<scene>/``), as a table or as JSON."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        summary, fmt = summarize_stores(path.parent.parent, path.stem), format_store_summary
+    elif scene:
+        summary, fmt = summarize_stores(path, scene), format_store_summary
+    else:
+        summary, fmt = summarize(path), format_summary
+    return json.dumps(summary, indent=2) if as_json else fmt(summary)

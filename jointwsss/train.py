@@ -5,6 +5,8 @@
 ``jointwsss.experiments.experiment_settings`` (or ``pretrain_settings``) and passed as one JSON.
 ``train`` is a short sequence of named steps: runtime (device, DDP, seed), task and loader, networks
 (``jointwsss.networks.build_networks``), optimisation, resume, then per epoch: train, checkpoint, run log.
+One optimisation step -- forward, eq. 12, backward, step -- reads in one place, :func:`train_step`, which
+``jointwsss bench train`` times too. The run's files and devices are :mod:`jointwsss.runs`'.
 
 Reproducibility: the data order and every augmentation are functions of (seed, epoch, item), and the
 torch RNG (dropout, weight init) is seeded and checkpointed, so two CPU runs with the same settings
@@ -38,17 +40,15 @@ import torch.distributed as dist
 from jointwsss.data.crops import CropConfig, ObjectCropDataset
 from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
-from jointwsss.experiments import IMAGE_NETWORK_LABELS, LOSS_TERMS, check_loss_terms
-from jointwsss.io.atomic import atomic_path
+from jointwsss.experiments import IMAGE_NETWORK_LABELS, LOSS_TERMS, check_loss_terms, result_settings, to3d_labels_of
 from jointwsss.io.layout import index_path
 from jointwsss.losses import JointInputs, LossSwitches, object_classification_loss, total_loss
 from jointwsss.networks import build_networks
+from jointwsss.runs import (
+    CHECKPOINT, FINAL_MODEL, METRICS, load_checkpoint, pick_device, rng_state, save_checkpoint, set_rng_state, unwrap,
+)
 
 log = logging.getLogger("jointwsss")
-
-CHECKPOINT = "checkpoint.pt"
-FINAL_MODEL = "model.pt"
-METRICS = "metrics.jsonl"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,35 +56,46 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- settings
-def _to3d_labels(settings: dict) -> str:
-    """Where eq. 7 takes its labels (experiments.TO3D_LABELS); absent from the settings of the method itself."""
-    return settings.get("to3d_labels", IMAGE_NETWORK_LABELS)
-
-
 def loss_switches(settings: dict) -> LossSwitches:
     """Loss switches of an experiment: ``settings["losses"]`` names the terms, ``confidence`` the W's."""
     losses = set(settings["losses"])
-    check_loss_terms(settings["experiment"], losses, _to3d_labels(settings))
-    conf = settings.get("confidence", True)
+    check_loss_terms(settings["experiment"], losses, to3d_labels_of(settings))
+    conf = settings["confidence"]
     joint = settings["joint"]
     return LossSwitches(
         **{term: term in losses for term in LOSS_TERMS}, to3d_confidence=conf, to2d_confidence=conf,
         lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"],
-        to3d_labels=_to3d_labels(settings),
+        to3d_labels=to3d_labels_of(settings),
     )
 
 
-def settings_hash(settings: dict) -> str:
-    """Hash of everything that changes the trained weights (resume only continues an identical run).
-
-    The image network's initial weights count by content, not by path: a re-pretrained
-    ``runs/pretrain_image/model.pt`` must not let a run resume from a checkpoint built on the old one.
-    """
-    relevant = {k: v for k, v in settings.items() if k not in ("num_workers", "device", "log_every")}
+def hashed_settings(settings: dict) -> dict:
+    """What the resume hash covers: the settings that can change the trained weights
+    (``experiments.result_settings``: not the workers, the device or the GPU count) and the image network's
+    initial weights by content, not by path -- a re-pretrained ``runs/pretrain_image/model.pt`` must not let a run
+    resume from a checkpoint built on the old one."""
+    relevant = result_settings(settings)
     weights = settings.get("model", {}).get("image", {}).get("weights")
     if weights and Path(weights).is_file():
         relevant["image_weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return relevant
+
+
+def settings_hash(settings: dict) -> str:
+    """Hash of :func:`hashed_settings` (resume only continues a run of the same result settings)."""
+    return hashlib.sha256(json.dumps(hashed_settings(settings), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` (dotted keys) for every setting that differs between two :func:`hashed_settings`."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += settings_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return changes
 
 
 def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataConfig:
@@ -100,7 +111,7 @@ def data_config(settings: dict, scenes: list[str], *, train: bool) -> JointDataC
                                    crop_size=tuple(aug["image_crop_size"]) if aug.get("image_crop_size") else None,
                                    hflip=aug["image_hflip"], color_jitter=aug["color_jitter"]) if train else None,
         seed=settings["seed"],
-        point_labels=_to3d_labels(settings) != IMAGE_NETWORK_LABELS,
+        point_labels=to3d_labels_of(settings) != IMAGE_NETWORK_LABELS,
         images=loss_switches(settings).needs_image_network,
     )
 
@@ -160,16 +171,6 @@ def init_distributed(device_kind: str) -> DistInfo:
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(name: str, info_local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-        return torch.device("cuda", info_local_rank)
-    return torch.device("cpu")
-
-
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffles items per epoch with a generator seeded by (seed, epoch); splits them across ranks.
 
@@ -195,39 +196,6 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.per_rank
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_as_python_state(state["python"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_python_state(s):
-    # torch.save round-trips tuples as tuples; keep it robust to lists too
-    return tuple(_as_python_state(x) for x in s) if isinstance(s, (list, tuple)) else s
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
 # ----------------------------------------------------------------------------- training
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -246,17 +214,15 @@ def _to_inputs(batch: dict, outputs: dict, device) -> JointInputs:
     )
 
 
-def forward_batch(image_net, point_net, batch: dict, device, amp: bool) -> dict:
-    """Run the networks the experiment uses; returns feat2d/cam2d/feat3d/cam3d (absent ones missing) and the
-    image network's output stride as stride2d."""
+def forward_networks(nets: dict, batch: dict, device: torch.device) -> dict:
+    """Run the networks of ``nets`` (``{"image": F, "point": G}``, absent ones missing) on a batch; returns
+    feat2d/cam2d and feat3d/cam3d of the present ones and the image network's output stride as stride2d."""
     out = {}
-    ctx = torch.autocast(device_type="cuda", dtype=torch.float16) if amp else nullcontext()
-    with ctx:
-        if image_net is not None:
-            out["feat2d"], out["cam2d"] = image_net(batch["images"].to(device, non_blocking=True))
-            out["stride2d"] = _unwrap(image_net).output_stride
-        if point_net is not None:
-            out["feat3d"], out["cam3d"] = point_net(batch["xyz"].to(device, non_blocking=True),
+    if "image" in nets:
+        out["feat2d"], out["cam2d"] = nets["image"](batch["images"].to(device, non_blocking=True))
+        out["stride2d"] = unwrap(nets["image"]).output_stride
+    if "point" in nets:
+        out["feat3d"], out["cam3d"] = nets["point"](batch["xyz"].to(device, non_blocking=True),
                                                     batch["features"].to(device, non_blocking=True))
     return out
 
@@ -333,12 +299,6 @@ class Optimisation:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
 
-    def step(self, total_loss: torch.Tensor) -> None:
-        """One optimisation step on ``total_loss`` (scaled under AMP)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total_loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
 
 
 def make_optimisation(nets: dict, tcfg: dict, amp: bool) -> Optimisation:
@@ -355,16 +315,36 @@ def make_optimisation(nets: dict, tcfg: dict, amp: bool) -> Optimisation:
     return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp))
 
 
-def resume(ckpt_path: Path, digest: str, nets: dict, opt: Optimisation, rt: Runtime, experiment: str) -> int:
+def train_step(nets: dict, batch: dict, task: TrainingTask, opt: Optimisation, rt: Runtime, *, position: str = "",
+               ckpt_path: Path | None = None) -> dict[str, torch.Tensor]:
+    """One optimisation step: forward the networks, the loss terms of eq. 12, backward, optimizer step.
+
+    Returns the loss terms (``total`` is eq. 12's L). NonFiniteLossError, before anything is updated, where a term
+    is not finite on any rank (``position`` and ``ckpt_path`` go into its message).
+    """
+    with torch.autocast(device_type="cuda", dtype=torch.float16) if rt.amp else nullcontext():
+        outputs = forward_networks(nets, batch, rt.device)
+    terms = task.loss(batch, outputs, rt.device)  # outside autocast: the losses are computed in float32
+    check_finite(terms, rt.dist, position, ckpt_path)
+    opt.optimizer.zero_grad(set_to_none=True)
+    opt.scaler.scale(terms["total"]).backward()  # under AMP the loss is scaled so float16 gradients do not underflow
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    return terms
+
+
+def resume(ckpt_path: Path, settings: dict, nets: dict, opt: Optimisation, rt: Runtime) -> int:
     """The first epoch to train (0-based): 0, or the one after the checkpoint's when ``ckpt_path`` holds a run
-    of these settings (hash ``digest``), whose networks, optimisation and this rank's RNG state it restores."""
+    of these result settings (:func:`settings_hash`), whose networks, optimisation and this rank's RNG state it
+    restores. A checkpoint of other settings is left to be overwritten, with a warning naming what changed."""
+    experiment, digest = settings["experiment"], settings_hash(settings)
     if not ckpt_path.exists():
         return 0
     ckpt = load_checkpoint(ckpt_path)
     if ckpt.get("settings_hash") != digest:
         if rt.dist.is_main:
-            log.warning("train %s: %s belongs to other settings (hash %s != %s); starting from scratch",
-                        experiment, ckpt_path, ckpt.get("settings_hash"), digest)
+            log.warning("train %s: %s belongs to other settings (hash %s != %s): %s; starting from scratch",
+                        experiment, ckpt_path, ckpt.get("settings_hash"), digest, _why_not_resumed(ckpt, settings))
         return 0
     for name, net in nets.items():
         net.load_state_dict(ckpt["models"][name])
@@ -375,6 +355,14 @@ def resume(ckpt_path: Path, digest: str, nets: dict, opt: Optimisation, rt: Runt
         # start_epoch counts from 0, so it is the 1-based number of the last finished epoch ("epoch 2/3")
         log.info("train %s: resuming after epoch %d from %s", experiment, start_epoch, ckpt_path)
     return start_epoch
+
+
+def _why_not_resumed(ckpt: dict, settings: dict) -> str:
+    """The settings that differ between a checkpoint and this run, one ``key: old -> new`` each."""
+    if "hashed_settings" not in ckpt:
+        return "the checkpoint predates the settings it keeps, so what changed is unknown"
+    changes = settings_changes(ckpt["hashed_settings"], hashed_settings(settings))
+    return "; ".join(changes) or "the same settings under an older hash"
 
 
 def distribute(nets: dict, rt: Runtime) -> dict:
@@ -410,10 +398,8 @@ def train_epoch(epoch: int, nets: dict, batches: Batches, task: TrainingTask, op
     steps = 0
     t0 = time.perf_counter()
     for batch in _progress(batches.loader, len(batches.loader), desc, rt.dist.is_main):
-        outputs = forward_batch(nets.get("image"), nets.get("point"), batch, rt.device, rt.amp)
-        terms = task.loss(batch, outputs, rt.device)
-        _check_finite(terms, epoch, steps, rt.dist, ckpt_path)
-        opt.step(terms["total"])
+        terms = train_step(nets, batch, task, opt, rt, position=f"epoch {epoch + 1}, step {steps + 1}",
+                           ckpt_path=ckpt_path)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         steps += 1
@@ -486,15 +472,15 @@ def epoch_metrics(epoch: int, means: dict[str, float], lrs: dict[str, float], se
 def checkpoint_payload(epoch: int, digest: str, settings: dict, nets: dict, opt: Optimisation, rng_states: list,
                        metrics: dict) -> dict:
     """What ``checkpoint.pt`` holds after 0-based ``epoch``: everything ``resume`` restores."""
-    return {"epoch": epoch, "settings_hash": digest, "experiment": settings["experiment"],
-            "models": {k: _unwrap(v).state_dict() for k, v in nets.items()},
+    return {"epoch": epoch, "settings_hash": digest, "hashed_settings": hashed_settings(settings),
+            "experiment": settings["experiment"], "models": {k: unwrap(v).state_dict() for k, v in nets.items()},
             **opt.state_dict(), "rng": rng_states, "metrics": metrics}
 
 
 def save_final_model(path: Path, digest: str, settings: dict, nets: dict) -> None:
     """``model.pt``: the settings and the weights of the networks, what evaluation loads (``load_trained``)."""
     save_checkpoint(path, {"experiment": settings["experiment"], "settings_hash": digest,
-                           "models": {k: _unwrap(v).state_dict() for k, v in nets.items()}, "settings": settings})
+                           "models": {k: unwrap(v).state_dict() for k, v in nets.items()}, "settings": settings})
     log.info("train %s: done, weights in %s", settings["experiment"], path)
 
 
@@ -516,7 +502,7 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     opt = make_optimisation(nets, settings["train"], rt.amp)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, digest = run_dir / CHECKPOINT, settings_hash(settings)
-    start_epoch = resume(ckpt_path, digest, nets, opt, rt, settings["experiment"])
+    start_epoch = resume(ckpt_path, settings, nets, opt, rt)
     nets = distribute(nets, rt)
     run_log = RunLog(run_dir, settings, enabled=rt.dist.is_main)
     epochs, ends_run = epochs_to_run(start_epoch, settings["train"]["epochs"], stop_after_epoch)
@@ -547,7 +533,7 @@ def parameters_sha256(nets: dict) -> str:
     """
     digest = hashlib.sha256()
     for net in nets.values():
-        for name, p in _unwrap(net).named_parameters():
+        for name, p in unwrap(net).named_parameters():
             digest.update(name.encode())
             digest.update(p.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
@@ -564,25 +550,19 @@ def _check_ranks_in_sync(nets: dict, info: DistInfo) -> None:
                  info.world_size, digests[0])
 
 
-def _check_finite(terms: dict, epoch: int, step: int, info: DistInfo, ckpt_path: Path) -> None:
+def check_finite(terms: dict, info: DistInfo, position: str, ckpt_path: Path | None) -> None:
+    """NonFiniteLossError naming the terms (and ``position``, e.g. ``epoch 2, step 1``) where one is NaN or infinite
+    on this rank or any other (a collective under DDP)."""
     bad = [k for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
     flag = torch.tensor([1.0 if bad else 0.0])
     if info.world_size > 1:
         flag = flag.to(terms["total"].device)
         dist.all_reduce(flag)
     if bad or float(flag) > 0:
-        kept = f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path.exists() else "no checkpoint was written yet"
+        kept = (f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path is not None and ckpt_path.exists()
+                else "no checkpoint was written yet")
         raise NonFiniteLossError(
-            f"non-finite loss at epoch {epoch + 1}, step {step + 1}: "
+            f"non-finite loss at {position}: "
             f"{', '.join(f'{k}={float(terms[k].detach()):g}' for k in bad) or 'on another rank'}; training stopped and "
             f"{kept} -- lower train.lr, or set train.amp: false if this happens under AMP"
         )
-
-
-def load_trained(run_dir_or_model: Path) -> tuple[dict, dict]:
-    """(settings, {"image": state_dict, "point": state_dict}) of a finished run's ``model.pt``."""
-    path = Path(run_dir_or_model)
-    if path.is_dir():
-        path = path / FINAL_MODEL
-    payload = load_checkpoint(path)
-    return payload["settings"], payload["models"]

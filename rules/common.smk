@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from jointwsss.ablation import TABLE2_ROWS
-from jointwsss.config import validate_config
+from jointwsss.config import check_config
 from jointwsss.io.download import scene_suffixes
 from jointwsss.io.scannet_labels import read_split, split_path
 from jointwsss.experiments import (
@@ -15,40 +15,28 @@ from jointwsss.experiments import (
     experiment_settings as jointwsss_experiment_settings,
     imported_weights_path,
     pretrain_settings,
+    pretrains_image,
     uses_image_network,
     uses_point_network,
 )
 from jointwsss.io.layout import STORE_KINDS, index_path, store_path
 from jointwsss.synth.scannet import COUNT_KEYS, SCENE_KEYS, SynthScanNetConfig, scene_ids as synth_scene_ids
 
-validate_config(config, workflow.source_path("../workflow/schemas/config.schema.yaml"), source="config")
+# Every check of the configuration, in one place (the schema, then what one key cannot say alone).
+for warning in check_config(config):
+    print(warning, file=sys.stderr)
 
 RAW_DIR = Path(config["dataset"]["raw_dir"])
 LOGS = Path(config["logs_dir"])
+# Snakemake's per-job time and memory record of the heavy rules (benchmark:), summed by rule job_costs.
+BENCHMARKS = LOGS / "benchmarks"
 SOURCE = config["dataset"]["source"]
 SPLITS = config["dataset"]["splits"]
-# Image network pretrained on extra synthetic scenes (jointwsss.experiments.pretrain_settings): only
-# on the synthetic dataset and only when no ImageNet weights are given.
-PRETRAIN_IMAGE = (
-    config["pretrain"]["image"] == "synthetic" and SOURCE == "synthetic" and not config["model"]["image"]["weights"]
-)
-if config["pretrain"]["image"] == "synthetic" and SOURCE != "synthetic" and not config["model"]["image"]["weights"]:
-    config["pretrain"]["image"] = "none"
-    print(
-        f"config: pretrain.image 'synthetic' needs dataset.source synthetic; with '{SOURCE}' the image network "
-        "starts from random weights -- set model.image.weights to PSA's ImageNet file (README, 'ImageNet weights')",
-        file=sys.stderr,
-    )
+# Image network pretrained on extra synthetic scenes (jointwsss.experiments.pretrain_settings).
+PRETRAIN_IMAGE = pretrains_image(config)
 LABEL_TSV = RAW_DIR / "scannetv2-labels.combined.tsv"
 # The state dict converted from model.image.weights when that is an MXNet .params file (rules/weights.smk), else None.
 IMPORTED_IMAGE_WEIGHTS = imported_weights_path(config)
-if IMPORTED_IMAGE_WEIGHTS and not Path(config["model"]["image"]["weights"]).is_file():
-    from jointwsss.imagenet_weights import GOOD_COPY_FIX
-
-    print(
-        f"config: model.image.weights {config['model']['image']['weights']} not found -- {GOOD_COPY_FIX}",
-        file=sys.stderr,
-    )
 
 
 def synth_settings(keys):
@@ -105,31 +93,13 @@ def split_list(split):
 
 
 if SOURCE == "download":
-    if not config["scannet"]["base_url"]:
-        raise ValueError(
-            "config: scannet.base_url is empty but dataset.source is 'download' -- set scannet.base_url to the "
-            "URL you received after accepting the ScanNet terms of use, or use dataset.source: local / synthetic"
-        )
     # Passed through the environment rather than params: a changed URL (a new token) must not
     # make Snakemake download 1.2 TB again.
     os.environ.update(JOINTWSSS_SCANNET_BASE_URL=config["scannet"]["base_url"])
-elif SOURCE == "local" and not (RAW_DIR / "scans").is_dir():
-    raise ValueError(
-        f"config: dataset.source is 'local' but {RAW_DIR / 'scans'} does not exist -- point dataset.raw_dir at your "
-        "ScanNet copy (the folder holding scans/ and scannetv2-labels.combined.tsv)"
-    )
 
 
 RUNS = Path(config["runs_dir"])
 EXPERIMENTS = list(config["experiments"])
-if PRETRAIN_EXPERIMENT in EXPERIMENTS:
-    raise ValueError(
-        f"config: '{PRETRAIN_EXPERIMENT}' is reserved for the image network's pretraining -- rename that experiment"
-    )
-if config["experiment"] not in config["experiments"]:
-    raise ValueError(
-        f"config: experiment '{config['experiment']}' is not one of the keys of experiments: {', '.join(EXPERIMENTS)}"
-    )
 
 
 # Every {experiment} of a rule's files is one of the configured experiments and every {split} one of the
@@ -228,11 +198,9 @@ def train_inputs(wildcards):
 # train split: pseudo-label quality (CAM restricted to the known labels); other splits: plain inference
 EVAL_MODES = {split: ("pseudo_label" if split == "train" else "inference") for split in SPLITS}
 EVAL_SPLITS = [s for s in SPLITS if s != "test"]
-# Table 2 rows + the PCAM-like control, in the paper's order (jointwsss.ablation.TABLE2_ROWS)
+# Table 2 rows + the PCAM-like control, in the paper's order (jointwsss.ablation.TABLE2_ROWS; the schema's default
+# experiments hold every one of them)
 ABLATION_EXPERIMENTS = list(dict.fromkeys(name for _, name, _, _ in TABLE2_ROWS))
-_missing = [name for name in ABLATION_EXPERIMENTS if name not in config["experiments"]]
-if _missing:
-    raise ValueError(f"config: experiments lacks the Table 2 entries {_missing} that `snakemake ablation` needs")
 
 
 # ---------------------------------------------------------------- report

@@ -22,6 +22,7 @@ if SOURCE == "synthetic":
         shell:
             "jointwsss synth scannet --out {params.raw_dir} --meta-only --settings {params.settings:q} > {log} 2>&1"
 
+    # A scene of the train, val or pretrain split; test scenes (below) lack the label files, as in ScanNet.
     rule synth_scannet:
         output:
             sens=RAW_DIR / "scans/{scene}/{scene}.sens",
@@ -31,36 +32,28 @@ if SOURCE == "synthetic":
             label_zip=RAW_DIR / "scans/{scene}/{scene}_2d-label-filt.zip",
         log:
             LOGS / "synth_scannet/{scene}.log",
+        benchmark:
+            BENCHMARKS / "synth_scannet/{scene}.tsv"
         wildcard_constraints:
             scene="|".join(NON_TEST),
         conda:
             "../envs/jointwsss.yaml"
         params:
             raw_dir=RAW_DIR,
+            test=lambda wc: "--test" if wc.scene in TEST_SCENES else "",
             # every setting that shapes a scene (a changed scene count reruns only synth_scannet_meta)
             settings=synth_settings(SCENE_KEYS),
         shell:
-            "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} --settings {params.settings:q}"
-            " > {log} 2>&1"
+            "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} {params.test}"
+            " --settings {params.settings:q} > {log} 2>&1"
 
-    rule synth_scannet_test:
+    use rule synth_scannet as synth_scannet_test with:
         output:
             sens=RAW_DIR / "scans/{scene}/{scene}.sens",
             meta=RAW_DIR / "scans/{scene}/{scene}.txt",
             mesh=RAW_DIR / "scans/{scene}/{scene}_vh_clean_2.ply",
-        log:
-            LOGS / "synth_scannet/{scene}.log",
         wildcard_constraints:
             scene="|".join(ONLY_TEST),
-        conda:
-            "../envs/jointwsss.yaml"
-        params:
-            raw_dir=RAW_DIR,
-            # every setting that shapes a scene (a changed scene count reruns only synth_scannet_meta)
-            settings=synth_settings(SCENE_KEYS),
-        shell:
-            "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} --test --settings {params.settings:q}"
-            " > {log} 2>&1"
 
 elif SOURCE == "download":
 
@@ -76,11 +69,14 @@ elif SOURCE == "download":
         shell:
             "jointwsss download tsv --raw-dir {params.raw_dir} > {log} 2>&1"
 
+    # A scene of the train or val split; test scenes (below) have no label files on the server.
     rule download_scene:
         output:
             downloaded(test=False),
         log:
             LOGS / "download/{scene}.log",
+        benchmark:
+            BENCHMARKS / "download_scene/{scene}.tsv"
         wildcard_constraints:
             scene="|".join(s for s in ALL_SCENES if s not in TEST_SCENES) or "__none__",
         conda:
@@ -91,26 +87,15 @@ elif SOURCE == "download":
             raw_dir=RAW_DIR,
             transfer=config["scannet"]["transfer"],
         shell:
+            # a scene of the official test list is fetched without label files (jointwsss knows the list)
             "jointwsss download scene --raw-dir {params.raw_dir} --scene {wildcards.scene}"
             " --transfer {params.transfer} > {log} 2>&1"
 
-    rule download_test_scene:
+    use rule download_scene as download_test_scene with:
         output:
             downloaded(test=True),
-        log:
-            LOGS / "download/{scene}.log",
         wildcard_constraints:
             scene="|".join(sorted(TEST_SCENES)) or "__none__",
-        conda:
-            "../envs/jointwsss.yaml"
-        resources:
-            downloads=1,
-        params:
-            raw_dir=RAW_DIR,
-            transfer=config["scannet"]["transfer"],
-        shell:
-            "jointwsss download scene --test --raw-dir {params.raw_dir} --scene {wildcards.scene}"
-            " --transfer {params.transfer} > {log} 2>&1"
 
 
 rule data:

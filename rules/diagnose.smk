@@ -13,6 +13,8 @@ rule diagnose_experiment:
         RUNS / "{experiment}/diagnose/{split}.json",
     log:
         LOGS / "diagnose/{experiment}_{split}.log",
+    benchmark:
+        BENCHMARKS / "diagnose_experiment/{experiment}_{split}.tsv"
     wildcard_constraints:
         split="|".join(EVAL_SPLITS),  # the test split has no labels to diagnose against
     conda:

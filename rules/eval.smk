@@ -9,6 +9,8 @@ rule infer:
         RUNS / "{experiment}/eval/predictions/{split}.h5",
     log:
         LOGS / "infer/{experiment}_{split}.log",
+    benchmark:
+        BENCHMARKS / "infer/{experiment}_{split}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     threads: NETWORK_THREADS

@@ -10,6 +10,8 @@ rule points:
         directory(store_path(CACHE, "points", "{scene}")),
     log:
         LOGS / "points/{scene}.log",
+    benchmark:
+        BENCHMARKS / "points/{scene}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     params:
@@ -27,6 +29,8 @@ rule frames:
         directory(store_path(CACHE, "frames", "{scene}")),
     log:
         LOGS / "frames/{scene}.log",
+    benchmark:
+        BENCHMARKS / "frames/{scene}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     resources:
@@ -53,6 +57,8 @@ rule correspondences:
         directory(store_path(CACHE, "corr", "{scene}")),
     log:
         LOGS / "corr/{scene}.log",
+    benchmark:
+        BENCHMARKS / "correspondences/{scene}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     params:

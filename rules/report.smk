@@ -87,6 +87,8 @@ rule export_viewer:
         ),
     log:
         LOGS / "export/{experiment}_viewer.log",
+    benchmark:
+        BENCHMARKS / "export_viewer/{experiment}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     params:
@@ -108,7 +110,26 @@ rule export_legend:
         "jointwsss export legend --out {output} > {log} 2>&1"
 
 
+# Runs after every job of the main job (its inputs), so the records of all of them are there to be summed.
+rule job_costs:
+    input:
+        lambda wc: report_inputs(config["experiment"]),
+    output:
+        tsv=report(RUNS / "job_costs.tsv", caption="../workflow/report/job_costs.rst", category="job costs"),
+        json=RUNS / "job_costs.json",
+    log:
+        LOGS / "export/job_costs.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    params:
+        benchmarks=BENCHMARKS,
+    shell:
+        "jointwsss export job-costs --benchmarks {params.benchmarks} --out-tsv {output.tsv} --out-json {output.json}"
+        " > {log} 2>&1"
+
+
 rule report_assets:
     input:
         lambda wc: report_inputs(config["experiment"]),
+        rules.job_costs.output,
     localrule: True

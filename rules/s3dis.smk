@@ -4,7 +4,7 @@
 # -> per-room points / frames stores -> index -> per-experiment predictions and s3dis_metrics.json -> table.
 
 from jointwsss.ablation import TABLE4_ROWS
-from jointwsss.preprocess.s3dis import SHARED_CLASS_NAMES, room_listing, s3dis_area_dir
+from jointwsss.preprocess.s3dis import SHARED_CLASS_NAMES, room_listing
 
 S3DIS = config["s3dis"]
 S3DIS_RAW = Path(S3DIS["raw_dir"])
@@ -13,14 +13,6 @@ S3DIS_AREA = S3DIS["area"]
 S3DIS_SPLIT = f"area_{S3DIS_AREA}"
 # Table 4 rows in the paper's order: cls2d, to2d, joint (2D) and cls3d, to3d, joint (3D)
 TABLE4_EXPERIMENTS = list(dict.fromkeys(name for _, name, _ in TABLE4_ROWS))
-
-_missing_t4 = [name for name in TABLE4_EXPERIMENTS if name not in config["experiments"]]
-if _missing_t4:
-    raise ValueError(f"config: experiments lacks the Table 4 entries {_missing_t4} that `snakemake eval_s3dis` needs")
-if S3DIS_CACHE.resolve() == CACHE.resolve():
-    raise ValueError(
-        f"config: s3dis.cache_dir equals cache_dir ({CACHE}) -- S3DIS rooms and ScanNet scenes need separate caches"
-    )
 
 
 if S3DIS["source"] == "synthetic":
@@ -31,6 +23,8 @@ if S3DIS["source"] == "synthetic":
             S3DIS_RAW_READY,
         log:
             LOGS / f"s3dis/synth_area_{S3DIS_AREA}.log",
+        benchmark:
+            BENCHMARKS / f"s3dis_synth/area_{S3DIS_AREA}.tsv"
         conda:
             "../envs/jointwsss.yaml"
         threads: 2
@@ -44,11 +38,6 @@ if S3DIS["source"] == "synthetic":
 
 else:
     S3DIS_RAW_READY = []
-    if not s3dis_area_dir(S3DIS_RAW, S3DIS_AREA).is_dir():
-        raise ValueError(
-            f"config: s3dis.source is 'local' but {s3dis_area_dir(S3DIS_RAW, S3DIS_AREA)} does not exist -- point "
-            "s3dis.raw_dir at the folder holding Stanford3dDataset_v1.2_Aligned_Version/ and 2D-3D-Semantics/"
-        )
 
 
 # The rooms are those of the raw area, known only once it exists (synthesized or local): a checkpoint.
@@ -75,6 +64,8 @@ rule s3dis_points:
         directory(store_path(S3DIS_CACHE, "points", "{room}")),
     log:
         LOGS / "s3dis/points/{room}.log",
+    benchmark:
+        BENCHMARKS / "s3dis_points/{room}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     params:
@@ -93,6 +84,8 @@ rule s3dis_frames:
         directory(store_path(S3DIS_CACHE, "frames", "{room}")),
     log:
         LOGS / "s3dis/frames/{room}.log",
+    benchmark:
+        BENCHMARKS / "s3dis_frames/{room}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     params:
@@ -137,6 +130,8 @@ rule s3dis_infer:
         RUNS / f"{{experiment}}/eval/s3dis/{S3DIS_SPLIT}.h5",
     log:
         LOGS / f"s3dis/infer/{{experiment}}_{S3DIS_SPLIT}.log",
+    benchmark:
+        BENCHMARKS / f"s3dis_infer/{{experiment}}_{S3DIS_SPLIT}.tsv"
     conda:
         "../envs/jointwsss.yaml"
     threads: NETWORK_THREADS

@@ -9,6 +9,8 @@ rule train_experiment:
         RUNS / "{experiment}/model.pt",
     log:
         LOGS / "train/{experiment}.log",
+    benchmark:
+        BENCHMARKS / "train_experiment/{experiment}.tsv"
     wildcard_constraints:
         experiment="|".join(TRAINED_RUNS),  # the experiments and the image network's pretraining
     conda:

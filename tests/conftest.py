@@ -102,7 +102,7 @@ def tiny_settings(cache_dir: Path, experiment: str = "joint", **train) -> dict:
     from jointwsss.config import load_yaml, validate_config
     from jointwsss.experiments import experiment_settings
 
-    config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = validate_config(load_yaml(REPO / "config.yaml"))
     config["cache_dir"] = str(cache_dir)
     config["pretrain"]["image"] = "none"  # tests start from random weights unless they pretrain themselves
     config["points"]["num"] = 512
@@ -119,7 +119,7 @@ def hand_built_model(tmp_path: Path, cache: Path, experiment: str) -> Path:
     import torch
 
     from jointwsss.networks import build_networks
-    from jointwsss.train import save_checkpoint
+    from jointwsss.runs import save_checkpoint
 
     settings = tiny_settings(cache, experiment)
     torch.manual_seed(0)

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from jointwsss.ablation import TABLE2_ROWS, build_table, render_markdown, write_ablation
-from jointwsss.config import load_yaml
+from jointwsss.config import resolve_config
 from jointwsss.io.errors import DataFormatError
 
 from conftest import REPO
 
-EXPERIMENTS = load_yaml(REPO / "config.yaml")["experiments"]
+EXPERIMENTS = resolve_config(REPO / "config.yaml")["experiments"]
 
 
 def write_metrics(runs, name, train2d, val2d, train3d, val3d):

@@ -188,7 +188,7 @@ def test_training_runs_as_a_slurm_job_with_the_rules_resources_and_equals_a_loca
 
 
 def torch_load(path: Path) -> dict:
-    from jointwsss.train import load_checkpoint
+    from jointwsss.runs import load_checkpoint
 
     return load_checkpoint(path)
 
@@ -285,7 +285,8 @@ def test_two_rank_training_through_the_rule_stays_in_sync_fails_cleanly_and_resu
     """train.gpus: 2 on CPU: the rule asks SLURM for two GPUs and launches torchrun (gloo); rank 1 is killed
     during epoch 2, the run fails without a hang or a half checkpoint, and a rerun resumes after epoch 1."""
     from jointwsss.networks import build_networks
-    from jointwsss.train import load_checkpoint, parameters_sha256
+    from jointwsss.runs import load_checkpoint
+    from jointwsss.train import parameters_sha256
 
     workdir = workdir_with_local_caches(tmp_path, preprocessed)
     cfg = tiny_config(workdir, raw_dir=preprocessed["local"] / "raw", train__gpus=2, train__device="cpu",

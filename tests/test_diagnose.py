@@ -16,7 +16,8 @@ from jointwsss.diagnose import (
     teacher_report,
 )
 from jointwsss.data.transforms import normalize_image
-from jointwsss.evaluate import infer_split, load_networks
+from jointwsss.evaluate import infer_split
+from jointwsss.runs import load_networks
 from jointwsss.export.tables import diagnosis_rows, write_diagnosis_table, write_metrics_table
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store

@@ -318,7 +318,7 @@ def test_width_full_training_starts_from_the_converted_weights(full_params, tmp_
     from jointwsss.networks import build_networks
 
     path, _ = full_params
-    config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = validate_config(load_yaml(REPO / "config.yaml"))
     config.update(cache_dir=str(tmp_path / "cache"), runs_dir=str(tmp_path / "runs"))
     config["model"]["image"].update(width="full", weights=str(path))
     settings = experiment_settings(config, "joint")

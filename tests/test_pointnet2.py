@@ -234,9 +234,9 @@ def test_default_radii_give_every_layer_real_neighbourhoods(repo):
     slots in distinct points at the default 4,096 points of a room (WyPR's balls at 40,000 points hold ~50 of
     64). Half is where max-pooling still sees a neighbourhood rather than a point and a few repeats; WyPR's
     radii at this density fall below it on every layer (the second layer's balls hold 2-3 points)."""
-    import yaml
+    from jointwsss.config import resolve_config
 
-    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config = resolve_config(repo / "config.yaml")
     xyz = _box_room(config["points"]["num"], seed=0)
     sizes = PointNet2Seg(width="small", radii=config["model"]["point"]["radii"]).neighbourhood_sizes(xyz)
     for layer in sizes:

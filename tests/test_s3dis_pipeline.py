@@ -14,7 +14,7 @@ import yaml
 
 from jointwsss.ablation import TABLE2, TABLE4_ROWS, build_table, render_markdown, table4_spec, write_table
 from jointwsss.classes import CLASS_INDEX, CLASS_NAMES, IGNORE_INDEX
-from jointwsss.config import load_yaml
+from jointwsss.config import resolve_config
 from jointwsss.evaluate import evaluate_predictions, infer_split
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.s3dis import S3DIS_CLASSES, write_room
@@ -31,7 +31,7 @@ from jointwsss.preprocess.s3dis import (
 
 from conftest import REPO, hand_built_model, snakemake
 
-EXPERIMENTS = load_yaml(REPO / "config.yaml")["experiments"]
+EXPERIMENTS = resolve_config(REPO / "config.yaml")["experiments"]
 LABELS = ["<UNK>_0_<UNK>_0_0", "wall_1_office_1_5", "chair_1_office_1_5", "ceiling_1_office_1_5",
           "bookcase_1_office_1_5", "board_1_office_1_5", "floor_1_hallway_2_5"]
 # Label index per 2x2 block of a 16x16 semantic image (8x8 blocks); 7 is past the list -> unlabelled.

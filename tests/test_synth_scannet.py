@@ -83,15 +83,16 @@ def test_official_layout_and_metadata(raw_dir):
     assert sorted(p.name for p in _scene_files(raw_dir, TEST_SCENE).iterdir()) == sorted(
         [f"{TEST_SCENE}.sens", f"{TEST_SCENE}.txt", f"{TEST_SCENE}_vh_clean_2.ply"]
     )
+    # the default dataset (the schema's synth defaults): 48 train, then 8 val scenes
     assert scene_ids(SynthScanNetConfig()) == {
-        "train": [f"scene{i:04d}_00" for i in range(12)],
-        "val": [f"scene{i:04d}_00" for i in range(12, 16)],
+        "train": [f"scene{i:04d}_00" for i in range(48)],
+        "val": [f"scene{i:04d}_00" for i in range(48, 56)],
         "test": [],
         "pretrain": [],
     }
     # image-pretraining scenes are numbered after every other split
     assert scene_ids(SynthScanNetConfig(num_test_scenes=2, num_pretrain_scenes=3))["pretrain"] == [
-        "scene0018_00", "scene0019_00", "scene0020_00"]
+        "scene0058_00", "scene0059_00", "scene0060_00"]
 
 
 def test_meta_file_keys_and_values_match_the_sens_header(raw_dir):

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import jointwsss.train as train_module
-from jointwsss.train import CHECKPOINT, FINAL_MODEL, NonFiniteLossError, load_checkpoint, train
+from jointwsss.runs import CHECKPOINT, FINAL_MODEL, load_checkpoint
+from jointwsss.train import NonFiniteLossError, train
 
 from conftest import run_cmd, tiny_settings
 
@@ -50,13 +51,59 @@ def test_resume_after_epoch_1_gives_the_same_final_weights(tiny_cache, tmp_path)
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "resumed"))
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(tiny_cache, tmp_path):
+def _train_cli(settings_file: Path, run_dir: Path, *args: str):
+    return run_cmd(["jointwsss", "train", "--run-dir", str(run_dir), "--settings", f"@{settings_file}", *args],
+                   timeout=600)
+
+
+def test_resume_with_other_workers_and_device_continues_and_ends_as_the_uncut_run(tiny_cache, tmp_path):
+    """The rule derives --num-workers from --cores: a run cut after epoch 1 and rerun with other workers (and
+    persistent DataLoader workers) and another device string continues at epoch 2 and ends with the weights of the
+    uncut run. Three epochs, so an epoch after the first resumed one counts too."""
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps(tiny_settings(tiny_cache, epochs=3, milestones=[2])))
+    _train_cli(settings_file, tmp_path / "uncut", "--num-workers", "0", "--device", "cpu")
+    _train_cli(settings_file, tmp_path / "cut", "--num-workers", "0", "--device", "cpu", "--stop-after-epoch", "1")
+    proc = _train_cli(settings_file, tmp_path / "cut", "--num-workers", "2", "--device", "auto")
+    assert "resuming after epoch 1" in proc.stderr and "starting from scratch" not in proc.stderr, proc.stderr
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    assert_same_weights(weights(tmp_path / "uncut"), weights(tmp_path / "cut"))
+
+
+def test_the_workers_do_not_change_the_weights(tiny_cache, tmp_path):
+    """Every DataLoader draws its workers' base seed from a generator of its own, so the torch RNG that drives
+    dropout is the same with 0 workers (a new iterator per epoch) and with persistent workers (one iterator)."""
+    base = tiny_settings(tiny_cache, epochs=2, milestones=[2])
+    train(base, tmp_path / "w0")
+    train({**base, "train": {**base["train"], "num_workers": 2}}, tmp_path / "w2")
+    assert_same_weights(weights(tmp_path / "w0"), weights(tmp_path / "w2"))
+
+
+def test_result_settings_ignore_the_non_result_keys_wherever_they_sit():
+    from jointwsss.experiments import NON_RESULT_KEYS, result_settings
+    from jointwsss.train import settings_hash
+
+    settings = {"experiment": "joint", "train": {"lr": 0.003, "num_workers": 1, "device": "cpu", "gpus": 0},
+                "device": "cuda", "model": {"image": {"weights": None}}}
+    assert NON_RESULT_KEYS == ("num_workers", "device", "gpus")
+    assert result_settings(settings) == {"experiment": "joint", "train": {"lr": 0.003},
+                                         "model": {"image": {"weights": None}}}
+    other = {**settings, "train": {**settings["train"], "num_workers": 7, "device": "auto"}}
+    assert settings_hash(other) == settings_hash(settings)
+    assert settings_hash({**settings, "train": {**settings["train"], "lr": 0.001}}) != settings_hash(settings)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed_and_the_log_says_why(tiny_cache, tmp_path, caplog):
     train(tiny_settings(tiny_cache), tmp_path / "run", stop_after_epoch=1)
     other = tiny_settings(tiny_cache, lr=0.001)
-    last = train(other, tmp_path / "run")
+    with caplog.at_level("WARNING", logger="jointwsss"):
+        last = train(other, tmp_path / "run")
     assert last["epoch"] == 2
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 1, 2]   # the second run started again at epoch 1
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "belongs to other settings" in warning and "train.lr: 0.003 -> 0.001; starting from scratch" in warning
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_cache, tmp_path, monkeypatch):
@@ -108,7 +155,7 @@ def test_incomplete_settings_are_a_clear_error(tmp_path):
     proc = run_cmd(["jointwsss", "train", "--run-dir", str(tmp_path), "--settings", '{"experiment": "joint"}'],
                    check=False)
     assert proc.returncode == 2
-    assert "training settings lack losses, cache_dir" in proc.stderr and "train.amp" in proc.stderr
+    assert "training settings lack losses, confidence, cache_dir" in proc.stderr and "train.amp" in proc.stderr
 
 
 def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_path):
@@ -120,7 +167,7 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
 
     from conftest import REPO
 
-    config = validate_config(load_yaml(REPO / "config.yaml"), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = validate_config(load_yaml(REPO / "config.yaml"))
     config.update(cache_dir=str(tiny_cache), runs_dir=str(tmp_path / "runs"))
     config["pretrain"].update(image="synthetic", epochs=1)
     config["points"]["num"] = 512
@@ -155,16 +202,13 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
 
 def test_ground_truth_diagnostics_train_the_point_network_alone(tiny_cache, tmp_path):
     """workflow/configs/oracle.yaml: eq. 7 with ground-truth labels; no image network, no pretrained weights."""
-    from jointwsss.config import load_yaml, validate_config
+    from jointwsss.config import resolve_config
     from jointwsss.experiments import experiment_settings
 
     from conftest import REPO
 
-    config = load_yaml(REPO / "config.yaml")
-    oracle = load_yaml(REPO / "workflow" / "configs" / "oracle.yaml")
-    config["experiments"].update(oracle["experiments"])
-    assert oracle["runs_dir"] != config["runs_dir"]  # its schedule must not retrain the main config's runs
-    config = validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config = resolve_config(REPO / "config.yaml", REPO / "workflow" / "configs" / "oracle.yaml")
+    assert config["runs_dir"] != resolve_config(REPO / "config.yaml")["runs_dir"]  # must not retrain the main runs
     config.update(cache_dir=str(tiny_cache), runs_dir=str(tmp_path / "runs"))
     config["pretrain"]["image"] = "synthetic"
     assert "to3d_labels" not in experiment_settings(config, "to3d")  # the method's settings are unchanged

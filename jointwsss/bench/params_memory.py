@@ -88,3 +88,10 @@ def bench_params_memory(work_dir: Path) -> dict:
 if __name__ == "__main__":
     sys.exit(run_measuring_child(sys.argv[1:], lambda src, dst: measure_conversion(Path(src), Path(dst)),
                                  "params-memory"))
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_params_memory`."""
+    return [f"converting a {result['file_bytes'] / 1e6:.1f} MB file raised peak RSS by "
+            f"{result['rss_increase_bytes'] / 1e6:.1f} MB ({result['rss_increase_per_file_byte']:.2f}x the file) in "
+            f"{result['seconds']:.1f} s"]

@@ -161,8 +161,10 @@ def neighbourhood_report(clouds: torch.Tensor, width: str, radii: list[float] | 
 
 
 def bench_pointnet(device: torch.device, *, batch: int = 8, sizes=None, reps: int = 3,
-                   op_points: int | None = None) -> dict:
-    """Operator and training-step timings; ``sizes`` = [(width, points), ...] (default per device)."""
+                   op_points: int | None = None, clouds: torch.Tensor | None = None, width: str = "small",
+                   radii: list[float] | None = None) -> dict:
+    """Operator and training-step timings; ``sizes`` = [(width, points), ...] (default per device). With real
+    ``clouds`` (B, N, 3) also the neighbours per ball of ``width`` and ``radii`` (:func:`neighbourhood_report`)."""
     if sizes is None:
         sizes = CUDA_SIZES if device.type == "cuda" else CPU_SIZES
     if op_points is None:
@@ -180,4 +182,21 @@ def bench_pointnet(device: torch.device, *, batch: int = 8, sizes=None, reps: in
         else:
             result["steps"].append(step_timing(device, width=width, num_points=num_points, batch=batch, reps=reps,
                                                search="dense_cdist"))
+    if clouds is not None:
+        result["neighbourhoods"] = neighbourhood_report(clouds, width, radii)
     return result
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_pointnet`: operators and steps, then the neighbourhoods if measured."""
+    ops = result["operators"]
+    steps = ", ".join(f"{s['width']}/{s['points']}/{s['search']}: {s['ms_per_step']} ms" for s in result["steps"])
+    lines = [f"on {result['device']}: ball query {ops['ball_query_ms']} ms (same neighbours: {ops['same_neighbours']}), "
+             f"FPS {ops['fps_ms']} ms; steps {steps}"]
+    nb = result.get("neighbourhoods")
+    if nb is None:
+        return lines
+    lines += [f"{name} radii {[layer['radius'] for layer in nb[name]]} m -> distinct points per ball "
+              f"{[layer['mean_distinct'] for layer in nb[name]]} (of nsample {[layer['nsample'] for layer in nb[name]]})"
+              for name in ("wypr", "configured") if name in nb]
+    return lines + [f"suggested radii for {nb['points']} points ({nb['width']}): {nb['suggested_radii']} m"]

@@ -136,3 +136,12 @@ def bench_preprocess(work_dir: Path, *, num_frames: int = 2000) -> dict:
         },
         "bench_seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_preprocess`."""
+    cold, est = result["frame_extraction"]["cold"], result["scannet_estimate"]
+    return [f"extraction cold {cold['comparison']['speedup']:.2f}x faster / {cold['comparison']['peak_rss_ratio']:.1f}x "
+            f"less peak RSS than loading every frame ({cold['comparison_official']['speedup']:.1f}x faster than the "
+            f"official byte-wise reader); {result['correspondences']['projections_per_second'] / 1e6:.1f} M "
+            f"projections/s; ScanNetV2 on 16 cores ~{est['wall_hours_16_cores']:.2f} h"]

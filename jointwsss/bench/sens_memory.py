@@ -226,3 +226,8 @@ def bench_sens_memory(
 if __name__ == "__main__":
     sys.exit(run_measuring_child(sys.argv[1:], lambda path, num_reads: measure_reads(Path(path), int(num_reads)),
                                  "sens-memory"))
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_sens_memory`."""
+    return [json.dumps(result)]

@@ -13,7 +13,7 @@ import time
 import torch
 
 from jointwsss.networks import build_networks
-from jointwsss.train import TrainingTask, forward_batch, loss_switches, training_task
+from jointwsss.train import DistInfo, Runtime, TrainingTask, loss_switches, make_optimisation, train_step, training_task
 
 
 def _loader(task: TrainingTask, batch_size: int, num_workers: int):
@@ -42,39 +42,28 @@ def loader_throughput(settings: dict, batch_size: int, num_workers: int, batches
 
 
 def step_throughput(settings: dict, batch_size: int, batches: int, device: torch.device, amp: bool) -> dict:
-    """Full training steps on batches prepared up front (so data loading is excluded)."""
-    switches = loss_switches(settings)
-    task = training_task(settings, switches)
-    image_net, point_net = build_networks(settings)
-    nets = [n for n in (image_net, point_net) if n is not None]
-    for n in nets:
-        n.to(device).train()
-    params = [p for n in nets for p in n.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=settings["train"]["lr"])
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    """Training's own steps (``train.train_step``: forward, eq. 12, backward, the trainer's optimiser with its
+    parameter groups and AMP scaler) on batches prepared up front, so data loading is excluded."""
+    task = training_task(settings, loss_switches(settings))
+    nets = build_networks(settings).present()
+    for net in nets.values():
+        net.to(device).train()
+    opt = make_optimisation(nets, settings["train"], amp)
+    rt = Runtime(device=device, dist=DistInfo(), amp=amp)
     loader = _loader(task, batch_size, 0)
     prepared = []
     for batch in loader:
         prepared.append(batch)
         if len(prepared) == min(batches, len(loader)):
             break
-
-    def step(batch):
-        out = forward_batch(image_net, point_net, batch, device, amp)
-        terms = task.loss(batch, out, device)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    step(prepared[0])  # warm-up
+    train_step(nets, prepared[0], task, opt, rt)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     n = 0
     for i in range(batches):
-        step(prepared[i % len(prepared)])
+        train_step(nets, prepared[i % len(prepared)], task, opt, rt)
         n += batch_size
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -107,3 +96,9 @@ def bench_train(settings: dict, *, batch_size: int, num_workers: int, batches: i
         out["steps_gpu_paper_models"] = None
         out["note"] = "no CUDA device here: GPU figures (paper models, AMP, batch 16) need a GPU machine"
     return out
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_train`."""
+    return [f"loader {result['loader']['samples_per_second']:.1f} samples/s, CPU steps "
+            f"{result['steps_cpu']['samples_per_second']:.1f} samples/s -> bottleneck on CPU: {result['bottleneck_cpu']}"]

@@ -109,3 +109,12 @@ def bench_transfer(work_dir: Path, *, num_frames: int = 1500, skip: int = 100, l
                                       rtt_s=estimate_rtt_s, bandwidth_bytes_per_s=estimate_bandwidth_bytes_per_s,
                                       concurrency=estimate_concurrency),
     }
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The log lines of a result of :func:`bench_transfer`: one per latency, then the ScanNetV2 estimate."""
+    lines = [f"at {run['latency_s'] * 1000:.0f} ms: sampled {run['sampled']['seconds']:.2f} s, "
+             f"{100 * run['sampled']['share_of_sens']:.2f} % of the .sens; whole {run['whole']['seconds']:.2f} s "
+             f"({run['speedup']:.1f}x)" for run in result["runs"]]
+    est = result["scannet_estimate"]
+    return lines + [f"ScanNetV2 estimate sampled {est['sampled_hours']:.1f} h vs whole {est['whole_hours']:.1f} h"]

@@ -99,13 +99,14 @@ def usable_views(cache_dir: Path, scenes) -> list[tuple[str, int]]:
     return items
 
 
-def scenes_from_index(index_path: Path) -> list[str]:
-    """Usable scenes listed in ``index/{split}.json``."""
+def scenes_from_index(index_path: Path, *, usable_only: bool = True) -> list[str]:
+    """Usable scenes listed in ``index/{split}.json`` (every listed scene with ``usable_only`` False: also those
+    without a usable frame, whose points are still evaluated)."""
     try:
         index = json.loads(Path(index_path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise DataFormatError(index_path, f"cannot read the split index ({exc})", "run `snakemake preprocess`") from exc
-    return [s["scene"] for s in index["scenes"] if s.get("usable", True)]
+    return [s["scene"] for s in index["scenes"] if s.get("usable", True) or not usable_only]
 
 
 def cloud_samples(cache_dir: Path, split: str, *, num_clouds: int, num_points: int, seed: int = 0) -> torch.Tensor:

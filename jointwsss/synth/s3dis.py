@@ -99,8 +99,8 @@ VIEW_CANDIDATES = 6
 VIEW_PROBE_PX = 24
 
 
-# The defaults of the config's s3dis.synth section and s3dis.area (workflow/schemas/config.schema.yaml, the one
-# place they are written).
+# The defaults of the config's s3dis.synth section and s3dis.area (the schema, jointwsss/resources/config.schema.yaml,
+# is the one place they are written).
 _DEFAULTS = {**schema_defaults("s3dis.synth"), "area": schema_defaults("s3dis")["area"]}
 #: The keys of the config's s3dis.synth section, the settings `jointwsss synth s3dis --settings` takes.
 SETTINGS_KEYS = ("seed", "rooms", "frames_per_room", "image_size", "points_per_m2")
@@ -126,11 +126,11 @@ class SynthS3DISConfig:
 
     @classmethod
     def from_settings(cls, area: int, settings: dict) -> SynthS3DISConfig:
-        """Area ``area`` with the config's s3dis.synth section as JSON (a null value: the schema's default);
-        ConfigError names every missing and every unknown key."""
+        """Area ``area`` with keys of the config's s3dis.synth section as JSON (omitted or null: the schema's
+        default); ConfigError names every unknown key."""
         example = json.dumps({key: _DEFAULTS[key] for key in SETTINGS_KEYS})
-        stage_settings(settings, SETTINGS_KEYS, SETTINGS_KEYS, what="synth s3dis settings",
-                       fix=f"pass the s3dis.synth section of a validated config (the Snakefile does), e.g. '{example}'")
+        stage_settings(settings, (), SETTINGS_KEYS, what="synth s3dis settings",
+                       fix=f"give keys of the config's s3dis.synth section, e.g. '{example}'")
         return cls(area=area, **{key: value for key, value in settings.items() if value is not None})
 
     def __post_init__(self) -> None:

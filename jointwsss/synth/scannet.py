@@ -52,7 +52,8 @@ REAL_DEPTH_SIZE, REAL_DEPTH_K = (640, 480), (577.590698, 577.590698, 318.905426,
 CAMERA_CLEARANCE_M = 0.05
 
 
-# The defaults of the config's synth section (workflow/schemas/config.schema.yaml, the one place they are written).
+# The defaults of the config's synth section (the schema, jointwsss/resources/config.schema.yaml, is the one place
+# they are written): the pipeline's default dataset.
 _DEFAULTS = schema_defaults("synth")
 #: Keys of the synth section that shape every scene; the scene counts only decide which scenes exist.
 SCENE_KEYS = ("seed", "frames_per_scene", "color_size", "depth_size", "invalid_pose_fraction", "mesh_vertex_spacing_m",
@@ -81,13 +82,12 @@ class SynthScanNetConfig:
     jpeg_quality: int = _DEFAULTS["jpeg_quality"]
 
     @classmethod
-    def from_settings(cls, settings: dict, required=SCENE_KEYS + COUNT_KEYS) -> SynthScanNetConfig:
-        """The generator's settings from the config's synth section as JSON (plus ``num_pretrain_scenes``);
-        ConfigError names every key of ``required`` that is missing and every unknown key."""
-        example = json.dumps({key: _DEFAULTS[key] for key in required})
-        stage_settings(settings, required, SCENE_KEYS + COUNT_KEYS + ("num_pretrain_scenes",),
-                       what="synth scannet settings",
-                       fix=f"pass the synth section of a validated config (the Snakefile does), e.g. '{example}'")
+    def from_settings(cls, settings: dict) -> SynthScanNetConfig:
+        """The generator's settings from keys of the config's synth section as JSON (plus ``num_pretrain_scenes``);
+        omitted keys take the schema's defaults, ConfigError names every unknown key."""
+        example = json.dumps({key: _DEFAULTS[key] for key in SCENE_KEYS})
+        stage_settings(settings, (), SCENE_KEYS + COUNT_KEYS + ("num_pretrain_scenes",), what="synth scannet settings",
+                       fix=f"give keys of the config's synth section, e.g. '{example}'")
         return cls(**settings)
 
     def __post_init__(self) -> None:

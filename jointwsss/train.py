@@ -276,6 +276,11 @@ def make_batches(task: TrainingTask, settings: dict, rt: Runtime) -> Batches:
         collate_fn=task.collate, drop_last=True, pin_memory=rt.device.type == "cuda",
         # workers keep their scene arrays across epochs; the epoch reaches them through the sampler's pairs
         persistent_workers=tcfg["num_workers"] > 0,
+        # Every DataLoader iterator draws its workers' base seed from this generator. From the global torch RNG
+        # (the default) it would take one draw per epoch with 0 workers and one per run with persistent workers,
+        # so the dropout masks, and the weights, would depend on --cores. Items draw their randomness from
+        # (seed, epoch, item), so the worker seeds themselves decide nothing.
+        generator=torch.Generator().manual_seed(settings["seed"] + rt.dist.rank),
     )
     if len(loader) == 0:
         raise ValueError(f"train.batch_size {tcfg['batch_size']} is larger than the {len(task.dataset)} training items")

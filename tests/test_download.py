@@ -45,7 +45,8 @@ class ScanNetLikeServer:
     Modes: ``normal`` (206 + Content-Range, 416 past the end), ``cut_first_get`` (the first GET of
     each file announces the full length but sends half and closes), ``ignore_range`` (always 200),
     ``overclaim`` (always 200 announcing 1000 bytes more than it sends, then closes),
-    ``grows_after_cut`` (like ``cut_first_get``, but later requests see the file 10 bytes longer).
+    ``grows_after_cut`` (like ``cut_first_get``, but later requests see the file 10 bytes longer),
+    ``misplaced_first_get`` (the first GET of each file answers 206 with a range starting at byte 1).
     Every request is recorded as ``(method, path, {lower-cased header: value})``.
     """
 
@@ -94,6 +95,10 @@ class ScanNetLikeServer:
 
         if self.mode == "overclaim":
             self._send(handler, 200, {"Content-Length": str(size + 1000)}, b"" if head else data)
+            return
+        if self.mode == "misplaced_first_get" and not head and nth_get == 1:
+            self._send(handler, 206, {"Content-Length": str(size - 1), "Content-Range": f"bytes 1-{size - 1}/{size}"},
+                       data[1:])
             return
         if self.mode in ("cut_first_get", "grows_after_cut") and not head and nth_get == 1:
             self._send(handler, 200, {"Content-Length": str(size)}, data[: size // 2])
@@ -244,6 +249,16 @@ def test_cut_transfer_fails_leaving_part_then_resumes_with_range(server, tmp_pat
     assert gets[1]["range"] == f"bytes={half}-"
     assert sha256(dest) == sha256(source)
     assert not part.exists()
+
+
+def test_misplaced_range_on_a_fresh_download_is_retried(server, tmp_path):
+    """A 206 whose Content-Range does not start at byte 0 of a download without a .part yet: retried from zero."""
+    server.mode = "misplaced_first_get"
+    source = served(server, TRAIN_SCENE, ".txt")
+    dest = tmp_path / source.name
+    download_file(scene_file_url(server.base_url, TRAIN_SCENE, ".txt"), dest, max_retries=1, **FAST)
+    assert len(server.gets(source.name)) == 2
+    assert sha256(dest) == sha256(source)
 
 
 def test_cut_transfer_resumes_within_one_call(server, tmp_path):

@@ -221,7 +221,7 @@ def _body_range(resp, url: str, dest: Path, part: Path, offset: int) -> tuple[in
             # Appending a range that does not start where the .part ends would corrupt the file.
             logger.warning("%s: unusable Content-Range %r for a resume at byte %d; restarting from zero",
                            url, resp.headers.get("Content-Range"), offset)
-            part.unlink()
+            part.unlink(missing_ok=True)  # a fresh download (offset 0) has no .part yet
             raise _Retry("unusable Content-Range")
         total = int(match.group(3)) if match.group(3) != "*" else (
             offset + length if length is not None else None)

@@ -28,7 +28,6 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError

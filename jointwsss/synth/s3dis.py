@@ -50,7 +50,6 @@ import numpy as np
 
 from jointwsss.config import schema_defaults, stage_settings
 from jointwsss.geometry.camera import look_at
-from jointwsss.io.atomic import atomic_path
 from jointwsss.io.s3dis import S3DIS_CLASSES, write_room
 from jointwsss.io.stanford2d3ds import (
     encode_semantic_png,

@@ -15,6 +15,7 @@ from jointwsss.bench.sens_memory import bench_sens_memory
 from jointwsss.io import sens as sens_module
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.sens import (
+    IMU_DTYPE,
     SensHeader,
     SensReader,
     SensWriter,
@@ -200,6 +201,8 @@ def test_reads_hand_packed_file(tmp_path):
         np.testing.assert_array_equal(reader.depth(1), [[1, 2], [3, 4]])
         assert reader.frames[0].color_offset == len(head) + 96
         assert reader.frames[1].depth_offset == len(head) + 2 * 96 + 36 + 8 + 36
+        assert reader.num_imu_frames is None  # the file ends right after its last frame: no IMU trailer
+        assert reader.imu_frames().shape == (0,) and reader.imu_frames().dtype == IMU_DTYPE
 
 
 def test_reads_hand_packed_jpeg_zlib(tmp_path):
@@ -246,18 +249,172 @@ def test_writer_output_parsed_with_struct(tmp_path):
         raw = zlib.decompress(data[pos : pos + depth_size])
         np.testing.assert_array_equal(np.frombuffer(raw, "<u2").reshape(DEPTH_H, DEPTH_W), depths[index])
         pos += depth_size
-    assert pos == len(data)
+    # No IMU records were added: the file ends with the IMU count 0, as ScanNet's writer writes it.
+    assert data[pos:] == struct.pack("<Q", 0) == bytes(8)
 
 
-def test_trailing_imu_bytes_are_ignored(tmp_path):
+# -- IMU trailer ---------------------------------------------------------------------------------
+
+
+def frames_end(data: bytes) -> int:
+    """Byte offset just after the last frame, found by walking the layout with struct only."""
+    (name_length,) = struct.unpack_from("<Q", data, 4)
+    pos = 12 + name_length + 256 + 4 + 4 + 16 + 4
+    (num_frames,) = struct.unpack_from("<Q", data, pos)
+    pos += 8
+    for _ in range(num_frames):
+        color_size, depth_size = struct.unpack_from("<2Q", data, pos + 64 + 16)
+        pos += 96 + color_size + depth_size
+    return pos
+
+
+# Distinct values per field and record (exactly representable, so == holds), and a timestamp
+# beyond 2**63 to catch a signed or 32-bit timestamp.
+IMU_RECORDS = [
+    {
+        "rotation_rate": (0.125 + k, -0.25 - k, 0.5),
+        "acceleration": (1.0 + k, -9.8125, 2.0**-20),
+        "magnetic_field": (-40.5, 12.25 + k, 3e5),
+        "attitude": (0.0625, -1.5, 3.0 - k),
+        "gravity": (-0.001953125, 0.75, -0.9921875 + k),
+        "timestamp": timestamp,
+    }
+    for k, timestamp in enumerate([1_000_000, 1_010_000, 2**63 + 12345])
+]
+
+
+def pack_imu_record(record) -> bytes:
+    """One 128-byte IMUFrame, field by field: five little-endian float64[3], then a uint64 timestamp."""
+    out = b""
+    for field in ("rotation_rate", "acceleration", "magnetic_field", "attitude", "gravity"):
+        out += struct.pack("<ddd", *record[field])
+    out += struct.pack("<Q", record["timestamp"])
+    assert len(out) == 128
+    return out
+
+
+def write_sens_with_imu(path: Path, num_frames: int = 3, records=IMU_RECORDS):
+    """A writer file whose IMU records are added before, between and after the frames."""
+    poses, colors, depths = make_frames(num_frames)
+    with SensWriter(path, make_header()) as writer:
+        for index in range(max(num_frames, len(records))):
+            if index < len(records):
+                writer.add_imu(**records[index])
+            if index < num_frames:
+                writer.add_frame(poses[index], colors[index], depths[index], timestamp_color=index)
+        assert writer.num_imu_frames == len(records)
+    return depths
+
+
+def test_writer_ends_with_the_imu_trailer(tmp_path):
     path = tmp_path / "imu.sens"
-    _, _, depths = write_sens(path, make_header(), num_frames=3)
-    # Something shaped like IMU records: a count and float64 readings.
-    with open(path, "ab") as f:
-        f.write(struct.pack("<Q", 50) + np.random.default_rng(1).normal(size=50 * 7).tobytes())
+    write_sens_with_imu(path)
+    data = path.read_bytes()
+    expected = struct.pack("<Q", 3) + b"".join(pack_imu_record(record) for record in IMU_RECORDS)
+    assert len(expected) == 8 + 3 * 128
+    assert data[frames_end(data) :] == expected
+
+
+def test_reader_reports_and_reads_the_written_imu_records(tmp_path):
+    path = tmp_path / "imu.sens"
+    depths = write_sens_with_imu(path)
     with SensReader(path) as reader:
-        assert len(reader) == 3
+        assert reader.num_imu_frames == 3 and len(reader) == 3
         np.testing.assert_array_equal(reader.depth(2), depths[2])
+        imu = reader.imu_frames()
+    assert imu.dtype == IMU_DTYPE and imu.shape == (3,)
+    for index, record in enumerate(IMU_RECORDS):
+        for field in ("rotation_rate", "acceleration", "magnetic_field", "attitude", "gravity"):
+            assert imu[field][index].tolist() == list(record[field])
+        assert int(imu["timestamp"][index]) == record["timestamp"]
+
+
+def test_no_imu_records_means_count_zero(tmp_path):
+    path = tmp_path / "none.sens"
+    write_sens(path, make_header(), num_frames=2)
+    data = path.read_bytes()
+    assert frames_end(data) == len(data) - 8 and data[-8:] == bytes(8)
+    with SensReader(path) as reader:
+        assert reader.num_imu_frames == 0
+        assert reader.imu_frames().shape == (0,)
+
+
+def test_imu_records_without_frames(tmp_path):
+    path = tmp_path / "only_imu.sens"
+    with SensWriter(path, make_header()) as writer:
+        writer.add_imu(**IMU_RECORDS[1])
+    data = path.read_bytes()
+    assert data[frames_end(data) :] == struct.pack("<Q", 1) + pack_imu_record(IMU_RECORDS[1])
+    with SensReader(path) as reader:
+        assert len(reader) == 0 and reader.num_imu_frames == 1
+        assert int(reader.imu_frames()["timestamp"][0]) == 1_010_000
+
+
+def test_reads_hand_packed_imu_trailer_and_ignores_bytes_after_it(tmp_path):
+    frame = pack_frame(np.eye(4).ravel(), 5, 6, bytes(COLOR_W * COLOR_H * 3), bytes(DEPTH_W * DEPTH_H * 2))
+    trailer = struct.pack("<Q", 2) + pack_imu_record(IMU_RECORDS[2]) + pack_imu_record(IMU_RECORDS[0])
+    path = tmp_path / "hand_imu.sens"
+    path.write_bytes(pack_header(color_code=0, depth_code=0, num_frames=1) + frame + trailer + b"extra bytes")
+    with SensReader(path) as reader:
+        assert reader.num_imu_frames == 2
+        imu = reader.imu_frames()
+        assert imu["timestamp"].tolist() == [2**63 + 12345, 1_000_000]
+        assert imu["gravity"][0].tolist() == [-0.001953125, 0.75, -0.9921875 + 2]
+        assert imu["magnetic_field"][1].tolist() == [-40.5, 12.25, 3e5]
+        np.testing.assert_array_equal(reader.depth(0), np.zeros((DEPTH_H, DEPTH_W), np.uint16))
+
+
+def test_file_without_imu_trailer_still_reads(tmp_path):
+    path = tmp_path / "imu.sens"
+    depths = write_sens_with_imu(path)
+    data = path.read_bytes()
+    cut = tmp_path / "no_trailer.sens"
+    cut.write_bytes(data[: frames_end(data)])  # an older file, or a download that lost exactly the trailer
+    with SensReader(cut) as reader:
+        assert reader.num_imu_frames is None and len(reader) == 3
+        np.testing.assert_array_equal(reader.depth(2), depths[2])
+        assert reader.imu_frames().shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("count", "records_kept", "pattern"),
+    [
+        (5, 0, r"says 5 records \(5 x 128 = 640 bytes\), but only 0 bytes follow it"),
+        (3, 2.5, r"says 3 records \(3 x 128 = 384 bytes\), but only 320 bytes follow it \(room for 2 records"),
+        (2**63, 3, r"says 9223372036854775808 records .* but only 384 bytes follow it \(room for 3 records"),
+    ],
+    ids=["count_without_records", "last_record_cut", "absurd_count"],
+)
+def test_imu_count_larger_than_the_rest_of_the_file(tmp_path, count, records_kept, pattern):
+    path = tmp_path / "imu.sens"
+    write_sens_with_imu(path)
+    data = path.read_bytes()
+    end = frames_end(data)
+    bad = tmp_path / "bad_imu.sens"
+    bad.write_bytes(data[:end] + struct.pack("<Q", count) + data[end + 8 : end + 8 + int(records_kept * 128)])
+    with pytest.raises(DataFormatError, match=pattern) as info:
+        SensReader(bad)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: truncated or corrupt IMU trailer: the IMU record count at byte {end} ")
+    assert message.endswith("download the file again")
+
+
+def test_add_imu_checks_its_arguments(tmp_path):
+    good = IMU_RECORDS[0]
+    with SensWriter(tmp_path / "x.sens", make_header()) as writer:
+        with pytest.raises(ValueError, match=r"gravity must be 3 numbers, got shape \(4,\)"):
+            writer.add_imu(**{**good, "gravity": (0, 0, 1, 0)})
+        with pytest.raises(TypeError, match=r"timestamp must be an integer, got 1.5"):
+            writer.add_imu(**{**good, "timestamp": 1.5})
+        with pytest.raises(ValueError, match=r"timestamp must be in 0..2\*\*64-1, got -1"):
+            writer.add_imu(**{**good, "timestamp": -1})
+        with pytest.raises(TypeError):
+            writer.add_imu(*good.values())  # keyword-only: five look-alike vectors are too easy to swap
+        assert writer.num_imu_frames == 0
+    with pytest.raises(ValueError, match="SensWriter is closed"):
+        writer.add_imu(**good)
+    with SensReader(tmp_path / "x.sens") as reader:
+        assert reader.num_imu_frames == 0
 
 
 # -- streaming -----------------------------------------------------------------------------------
@@ -292,14 +449,15 @@ def test_random_access_reads_only_requested_payloads(tmp_path, monkeypatch):
     with SensReader(path) as reader:
         (counter,) = opened
         head_size = reader.frames[0].color_offset - 96
-        assert counter.bytes_read == head_size + 10 * 96  # the index reads frame headers only
+        # the index reads frame headers only, and the 8-byte IMU count after the last frame
+        assert counter.bytes_read == head_size + 10 * 96 + 8
         np.testing.assert_array_equal(reader.color(7), colors[7])
         np.testing.assert_array_equal(reader.depth(7), depths[7])
         np.testing.assert_array_equal(reader.color(2), colors[2])
         np.testing.assert_array_equal(reader.depth(2), depths[2])
         np.testing.assert_array_equal(reader.camera_to_world(7), poses[7])
         payloads = sum(reader.frames[i].color_size + reader.frames[i].depth_size for i in (7, 2))
-    assert counter.bytes_read == head_size + 10 * 96 + payloads
+    assert counter.bytes_read == head_size + 10 * 96 + 8 + payloads
     assert counter.bytes_read < path.stat().st_size / 3
 
 
@@ -314,12 +472,16 @@ def good_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "where", ["version", "name", "calibration", "frame_count", "frame_header", "payload", "last_byte"]
+    "where", ["version", "name", "calibration", "frame_count", "frame_header", "payload", "last_frame_byte",
+              "imu_count"]
 )
 def test_truncated_file(tmp_path, good_file, where):
     data = good_file.read_bytes()
     with SensReader(good_file) as reader:
         frame2 = reader.frames[2]
+        frame3 = reader.frames[3]
+    frames_end = frame3.depth_offset + frame3.depth_size
+    assert frames_end == len(data) - 8  # the IMU count (0) follows the last frame
     name_end = 12 + len("StructureSensor")
     cut = {
         "version": 2,
@@ -328,7 +490,8 @@ def test_truncated_file(tmp_path, good_file, where):
         "frame_count": name_end + 290,
         "frame_header": frame2.color_offset - 50,
         "payload": frame2.color_offset + frame2.color_size // 2,
-        "last_byte": len(data) - 1,
+        "last_frame_byte": frames_end - 1,
+        "imu_count": len(data) - 3,
     }[where]
     path = tmp_path / "cut.sens"
     path.write_bytes(data[:cut])
@@ -339,8 +502,11 @@ def test_truncated_file(tmp_path, good_file, where):
     if where in ("frame_header", "payload"):
         assert "frame 2 " in message
         assert f"{frame2.color_size} colour" in message or "96-byte frame header" in message
-    if where == "last_byte":
+    if where == "last_frame_byte":
         assert "frame 3 " in message
+    if where == "imu_count":
+        assert f"8-byte IMU record count after the last frame (at byte {frames_end}) is cut off" in message
+        assert "only 5 bytes are present" in message
 
 
 def test_wrong_version(tmp_path):

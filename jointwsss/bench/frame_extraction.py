@@ -36,6 +36,7 @@ from jointwsss.bench import child_command, run_measuring_child
 from jointwsss.bench.sens_memory import bench_header, peak_rss_bytes
 from jointwsss.io.sens import (
     COLOR_COMPRESSION,
+    imu_trailer_size_bytes,
     DEPTH_COMPRESSION,
     FRAME_HEADER_BYTES,
     SensHeader,
@@ -104,7 +105,7 @@ def write_bench_sens(path: Path, num_frames: int) -> tuple[Path, bool]:
     ]
     expected_bytes = header_size_bytes(header) + sum(
         FRAME_HEADER_BYTES + len(c) + len(d) for c, d in (payloads[i % DISTINCT_FRAMES] for i in range(num_frames))
-    )
+    ) + imu_trailer_size_bytes()
     if path.exists() and path.stat().st_size == expected_bytes:
         return path, True
     with SensWriter(path, header) as writer:

@@ -24,6 +24,7 @@ import numpy as np
 from jointwsss.bench import child_command, run_measuring_child
 from jointwsss.io.sens import (
     FRAME_HEADER_BYTES,
+    imu_trailer_size_bytes,
     SensHeader,
     SensReader,
     SensWriter,
@@ -116,7 +117,7 @@ def write_bench_file(
     header_bytes = header_size_bytes(header)
     frame_bytes = FRAME_HEADER_BYTES + len(color_bytes) + len(depth_bytes)
     num_frames = max(1, math.ceil((target_bytes - header_bytes) / frame_bytes))
-    expected_file_bytes = header_bytes + num_frames * frame_bytes
+    expected_file_bytes = header_bytes + num_frames * frame_bytes + imu_trailer_size_bytes()
 
     if path.exists() and path.stat().st_size == expected_file_bytes:
         with SensReader(path) as existing:

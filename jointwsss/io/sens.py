@@ -16,7 +16,18 @@ Byte layout, little-endian (the layout of ScanNet's own SensReader)::
         uint64 colour timestamp, uint64 depth timestamp
         uint64 colour byte count C, uint64 depth byte count D
         C colour bytes, D depth bytes
-    (IMU records may follow the frames; they are ignored.)
+    uint64   IMU record count M (the trailer; ScanNet's own writer always writes it, 0 if none)
+    M x IMU record, 128 bytes each (IMU_DTYPE):
+        float64[3] rotation rate, acceleration, magnetic field, attitude, gravity
+        uint64 timestamp
+
+The IMU trailer follows ScanNet's ``IMUFrame``: rotation rate, acceleration and magnetic field are
+the device's raw readings, attitude its (roll, pitch, yaw) estimate and gravity its gravity-direction
+estimate. ScanNet's code states no units for them; they are stored as the capture device reports
+them. The record timestamp uses the frames' clock and unit (ScanNet: "typically microseconds").
+:class:`SensWriter` always writes the trailer; :class:`SensReader` accepts files without one
+(see :attr:`SensReader.num_imu_frames`) and ignores any bytes after the last IMU record, as
+ScanNet's reader does.
 
 Real ScanNet files hold 1296x968 JPEG colour and 640x480 depth compressed with zlib (the raw
 little-endian uint16 buffer), depth shift 1000; a depth of 0 means "no measurement".
@@ -59,6 +70,23 @@ _FRAME_COUNT = struct.Struct("<Q")
 # camera_to_world, colour + depth timestamps, colour + depth byte counts
 _FRAME_HEADER = struct.Struct("<16f4Q")
 FRAME_HEADER_BYTES = _FRAME_HEADER.size  # bytes before each frame's payloads (96)
+_IMU_COUNT = struct.Struct("<Q")
+IMU_COUNT_BYTES = _IMU_COUNT.size  # the IMU record count after the last frame (8)
+# rotation rate, acceleration, magnetic field, attitude, gravity (3 float64 each), timestamp
+_IMU_RECORD = struct.Struct("<15dQ")
+IMU_RECORD_BYTES = _IMU_RECORD.size  # one IMU record (128)
+#: One IMU record as a numpy structured dtype; :meth:`SensReader.imu_frames` returns an array of it.
+IMU_DTYPE = np.dtype(
+    [
+        ("rotation_rate", "<f8", (3,)),
+        ("acceleration", "<f8", (3,)),
+        ("magnetic_field", "<f8", (3,)),
+        ("attitude", "<f8", (3,)),
+        ("gravity", "<f8", (3,)),
+        ("timestamp", "<u8"),
+    ]
+)
+assert IMU_DTYPE.itemsize == IMU_RECORD_BYTES
 
 # A sensor name is a short ASCII string ("StructureSensor"); a length beyond this means the
 # header is garbage, and reading it would allocate whatever the garbage says.
@@ -306,6 +334,11 @@ def encode_depth(depth: np.ndarray, compression: str = "zlib_ushort") -> bytes:
     raise ValueError(f"depth compression {compression!r} is not one of {SUPPORTED_DEPTH_COMPRESSION}")
 
 
+def imu_trailer_size_bytes(num_imu_frames: int = 0) -> int:
+    """Bytes :class:`SensWriter` writes after the last frame: the IMU count plus ``num_imu_frames`` records."""
+    return IMU_COUNT_BYTES + num_imu_frames * IMU_RECORD_BYTES
+
+
 def _read_exact(f: BinaryIO, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads; fewer only at end of file."""
     chunks = []
@@ -325,6 +358,13 @@ class SensReader:
     Opening parses and validates the header and indexes every frame (pose, timestamps, payload
     offsets) by reading only the frame headers; payloads are read on demand, one frame at a time.
     Every bad-input problem raises :class:`DataFormatError` naming the file (and the frame).
+
+    Opening also reads the 8-byte IMU count after the last frame and checks that its records fit
+    in the file; the records themselves are read only by :meth:`imu_frames`.
+    ``num_imu_frames`` is that count, or None for a file that ends right after its last frame
+    (no trailer at all, as older synthetic files and some cut-off downloads do); such a file reads
+    as before. A trailer that is present but cut short (a partial count, or a count whose records
+    do not fit in the rest of the file) is a DataFormatError. Bytes after the last record are ignored.
     """
 
     def __init__(self, path: str | os.PathLike | BinaryIO):
@@ -341,6 +381,7 @@ class SensReader:
             self._file.seek(0)
             self.header = self._read_header()
             self.frames: list[SensFrameInfo] = self._index_frames()
+            self.num_imu_frames: int | None = self._read_imu_count()
         except BaseException:
             self.close()
             raise
@@ -470,8 +511,36 @@ class SensReader:
                 )
             )
             offset = frame_end
-        # Whatever follows the last frame (IMU records) is deliberately not read.
+        self._frames_end = offset
         return frames
+
+    def _read_imu_count(self) -> int | None:
+        """The IMU record count after the last frame (None if the file ends there); checks the records fit."""
+        offset = self._frames_end
+        remaining = self._file_bytes - offset
+        if remaining == 0:
+            self._imu_offset = offset
+            return None
+        if remaining < IMU_COUNT_BYTES:
+            raise DataFormatError(
+                self.path,
+                f"truncated: the {IMU_COUNT_BYTES}-byte IMU record count after the last frame (at byte {offset}) "
+                f"is cut off, only {remaining} bytes are present (file is {self._file_bytes} bytes)",
+                _REDOWNLOAD,
+            )
+        self._file.seek(offset)
+        (count,) = _IMU_COUNT.unpack(_read_exact(self._file, IMU_COUNT_BYTES))
+        self._imu_offset = offset + IMU_COUNT_BYTES
+        available = remaining - IMU_COUNT_BYTES
+        if count * IMU_RECORD_BYTES > available:
+            raise DataFormatError(
+                self.path,
+                f"truncated or corrupt IMU trailer: the IMU record count at byte {offset} says {count} records "
+                f"({count} x {IMU_RECORD_BYTES} = {count * IMU_RECORD_BYTES} bytes), but only {available} bytes "
+                f"follow it (room for {available // IMU_RECORD_BYTES} records; file is {self._file_bytes} bytes)",
+                _REDOWNLOAD,
+            )
+        return count
 
     # -- access ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -520,6 +589,25 @@ class SensReader:
     def _index(self, i: int) -> int:
         """Non-negative frame index for messages (``i`` may be negative, like a list index)."""
         return range(len(self.frames))[i]
+
+    def imu_frames(self) -> np.ndarray:
+        """All IMU records as a (M,) array of :data:`IMU_DTYPE` (writable; empty if ``num_imu_frames`` is 0 or None).
+
+        Fields: ``rotation_rate``, ``acceleration``, ``magnetic_field``, ``attitude``, ``gravity``
+        ((M, 3) float64 each, as the device reported them) and ``timestamp`` ((M,) uint64, the frames' clock).
+        """
+        count = self.num_imu_frames or 0
+        size = count * IMU_RECORD_BYTES
+        self._file.seek(self._imu_offset)
+        data = _read_exact(self._file, size)
+        if len(data) < size:
+            # Open checked the file size; only a file shrinking under us gets here.
+            raise DataFormatError(
+                self.path,
+                f"truncated: {count} IMU records need {size} bytes at byte {self._imu_offset}, only {len(data)} read",
+                _REDOWNLOAD,
+            )
+        return np.frombuffer(data, dtype=IMU_DTYPE).copy()
 
     def close(self) -> None:
         if self._owns_file:
@@ -571,6 +659,10 @@ class SensWriter:
     The file is written to a temporary sibling and appears at ``path`` only after :meth:`close`
     (or a clean exit from the ``with`` block). On an exception inside the block the temporary is
     removed and whatever was at ``path`` before is untouched.
+
+    :meth:`close` ends the file with the IMU trailer ScanNet's own writer writes: the count of the
+    records given to :meth:`add_imu` (0 if none) and the records, in the order they were added.
+    The records are held in memory until then (128 bytes each).
     """
 
     def __init__(self, path: str | os.PathLike, header: SensHeader):
@@ -579,6 +671,8 @@ class SensWriter:
         self.path = Path(path)
         self.header = header
         self.num_frames = 0
+        self.num_imu_frames = 0
+        self._imu_records: list[bytes] = []
         self._atomic = atomic_path(self.path)
         self._tmp_path = self._atomic.__enter__()
         self._closed = False
@@ -636,11 +730,54 @@ class SensWriter:
         self._file.write(depth_bytes)
         self.num_frames += 1
 
+    def add_imu(
+        self,
+        *,
+        rotation_rate,
+        acceleration,
+        magnetic_field,
+        attitude,
+        gravity,
+        timestamp: int,
+    ) -> None:
+        """Add one IMU record, written after the frames on :meth:`close` (may be called before, between or after frames).
+
+        Each vector is 3 numbers, stored as float64 exactly as given, in the units the capture device
+        reports (ScanNet's format states none): ``rotation_rate`` the gyroscope's angular velocity,
+        ``acceleration`` the accelerometer reading, ``magnetic_field`` the magnetometer reading,
+        ``attitude`` the (roll, pitch, yaw) estimate, ``gravity`` the gravity-direction estimate.
+        ``timestamp``: uint64 on the frames' clock and in their unit (ScanNet: microseconds).
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: SensWriter is closed")
+        values = []
+        for name, vector in (
+            ("rotation_rate", rotation_rate),
+            ("acceleration", acceleration),
+            ("magnetic_field", magnetic_field),
+            ("attitude", attitude),
+            ("gravity", gravity),
+        ):
+            array = np.asarray(vector, dtype=np.float64)
+            if array.shape != (3,):
+                raise ValueError(f"{name} must be 3 numbers, got shape {array.shape}")
+            values.extend(array.tolist())
+        if isinstance(timestamp, (bool, np.bool_)) or not isinstance(timestamp, (int, np.integer)):
+            raise TypeError(f"timestamp must be an integer, got {timestamp!r}")
+        if not 0 <= int(timestamp) < 1 << 64:
+            raise ValueError(f"timestamp must be in 0..2**64-1, got {timestamp}")
+        self._imu_records.append(_IMU_RECORD.pack(*values, int(timestamp)))
+        self.num_imu_frames += 1
+
     def close(self) -> Path:
-        """Patch the frame count into the header and move the file into place; returns ``path``."""
+        """Write the IMU trailer, patch the frame count into the header and move the file into place; returns ``path``."""
         if self._closed:
             return self.path
         try:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(_IMU_COUNT.pack(len(self._imu_records)))
+            self._file.write(b"".join(self._imu_records))
+            self._imu_records = []
             self._file.seek(self._frame_count_offset)
             self._file.write(_FRAME_COUNT.pack(self.num_frames))
             self._file.close()

@@ -627,11 +627,28 @@ def _add_info(sub) -> None:
                    help="a raw scene folder (scans/<scene>/), a store (<cache>/corr/<scene>.zarr), "
                         "or a cache folder with --scene")
     p.add_argument("--scene", help="with a cache folder: the scene to summarise")
+    p.add_argument("--world", metavar="SPLIT", help="with a cache folder: the world statistics of a split (views, "
+                                                     "regions, coverage, classes, appearance probe)")
+    p.add_argument("--probe", nargs=2, metavar=("REFERENCE", "QUERY"), default=("train", "val"),
+                   help="with --world: the appearance probe classifies QUERY's patches by REFERENCE's (default: "
+                        "train val)")
+    p.add_argument("--min-pixel-fraction", type=float, default=schema_default("labels.min_pixel_fraction"),
+                   help="with --world: a region counts from this share of the image (labels.min_pixel_fraction)")
+    p.add_argument("--out", type=Path, default=None, help="with --world: write the JSON here (and the table beside it)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run_info)
 
 
 def _run_info(args) -> int:
+    if args.world:
+        from jointwsss.world import format_world, world_statistics, write_world_statistics
+
+        stats = world_statistics(args.path, args.world, probe=tuple(args.probe),
+                                 min_pixel_fraction=args.min_pixel_fraction)
+        if args.out is not None:
+            write_world_statistics(stats, args.out, args.out.with_suffix(".txt"))
+        print(json.dumps(stats, indent=2) if args.json else format_world(stats))
+        return 0
     from jointwsss.info import describe
 
     print(describe(args.path, args.scene, as_json=args.json))

@@ -49,6 +49,32 @@ rule export_diagnosis:
         "jointwsss export table --diagnose {input} --out {output} > {log} 2>&1"
 
 
+# What the split's views and scenes offer the method (jointwsss.world): views, regions, coverage, classes and the
+# appearance probe (train patches -> val patches, or train -> train without a val split).
+WORLD_PROBE = ["train", "val" if "val" in SCENES else "train"]
+
+
+rule world_stats:
+    input:
+        lambda wc: sorted(set(split_stores(wc.split) + [s for split in WORLD_PROBE for s in split_stores(split)])),
+    output:
+        json=RUNS / "world/{split}.json",
+        txt=report(RUNS / "world/{split}.txt", caption="../workflow/report/world.rst", category="world"),
+    log:
+        LOGS / "world/{split}.log",
+    wildcard_constraints:
+        split="train|val",
+    conda:
+        "../envs/jointwsss.yaml"
+    params:
+        cache_dir=CACHE,
+        min_pixel_fraction=config["labels"]["min_pixel_fraction"],
+        probe=" ".join(WORLD_PROBE),
+    shell:
+        "jointwsss info {params.cache_dir} --world {wildcards.split} --probe {params.probe}"
+        " --min-pixel-fraction {params.min_pixel_fraction} --out {output.json} > {log} 2>&1"
+
+
 rule diagnose:
     input:
         [str(RUNS / f"{config['experiment']}/diagnose/{split}.json") for split in EVAL_SPLITS],

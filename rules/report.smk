@@ -132,4 +132,5 @@ rule report_assets:
     input:
         lambda wc: report_inputs(config["experiment"]),
         rules.job_costs.output,
+        expand(rules.world_stats.output, split="train"),
     localrule: True

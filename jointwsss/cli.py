@@ -708,6 +708,18 @@ def _add_bench(sub) -> None:
     pn.add_argument("--width", choices=("small", "full"), default="small")
     pn.add_argument("--radii", type=float, nargs=4, default=None, metavar="M", help="the configured radii, in metres")
     pn.set_defaults(func=_run_bench_pointnet)
+    mu = kinds.add_parser("mutation", help="mutation scores of the paper's path: mutmut's mutants of each module "
+                                           "against its fast tests, on a snapshot of a commit (docs/mutation.md)")
+    mu.add_argument("--repo", type=Path, default=Path("."), help="the git checkout to snapshot")
+    mu.add_argument("--rev", default="HEAD", help="the commit whose code and tests are mutated and run")
+    mu.add_argument("--modules", nargs="+", default=None, help="keys of jointwsss.bench.mutation.TARGETS (default: all)")
+    mu.add_argument("--limit", type=int, default=None, help="at most this many mutants per module (a smoke run)")
+    mu.add_argument("--earlier", type=Path, default=None,
+                    help="the JSON of a run on an older commit: the mutants it killed are not run again")
+    mu.add_argument("--work-dir", type=Path, default=None, help="where the snapshot goes (default: the temp folder)")
+    mu.add_argument("--out", type=Path, default=Path("bench/mutation.json"))
+    mu.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
+    mu.set_defaults(func=_run_bench_mutation)
 
 
 def _bench_result(name: str, args, result: dict, summary_lines) -> int:
@@ -715,6 +727,22 @@ def _bench_result(name: str, args, result: dict, summary_lines) -> int:
     _write_json(args.out, result)
     _log_lines(f"bench {name}", [*summary_lines(result), f"JSON in {args.out}"])
     return 0
+
+
+def _run_bench_mutation(args) -> int:
+    from jointwsss.bench.mutation import TARGETS, run_mutation, summary_lines, table_lines
+
+    def progress(module, done, total, mutant):
+        log.info("mutation %s %d/%d: %s line %d %s", module, done, total, mutant["outcome"], mutant["line"],
+                 mutant["mutated"])
+
+    earlier = json.loads(args.earlier.read_text()) if args.earlier else None
+    result = run_mutation(args.repo, args.rev, args.modules or list(TARGETS), work_dir=args.work_dir,
+                          limit=args.limit, earlier=earlier, progress=progress)
+    if args.table is not None:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text("\n".join(table_lines(result)) + "\n")
+    return _bench_result("mutation", args, result, summary_lines)
 
 
 def _run_bench_sens_memory(args) -> int:

@@ -82,3 +82,48 @@ def test_invalid_pose_is_rejected():
     with pytest.raises(ValueError, match="not finite"):
         view_correspondences(xyz, np.full((4, 4), -np.inf), K_COLOR, (100, 80), depth_map_with(1), K_DEPTH, 1000.0,
                              VisibilityParams())
+
+
+# A colour camera of 100 x 80 px with fx = fy = 128 and principal point (50, 40): at depth 2 m the image edges
+# u = -0.5, 99.5 and v = -0.5, 79.5 lie at camera x = (u - 50) * 2 / 128 and y = (v - 40) * 2 / 128, exact binary
+# fractions, so the projections land exactly on the edges. A depth camera with a wider view (fx = fy = 20 on its
+# 50 x 40 map) puts every such point's depth pixel on the map (column floor(20 x / 2 + 25.5), row floor(20 y / 2
+# + 20.5): 17..33 and 14..28), so only the colour edge decides.
+K_COLOR_128 = intrinsic_matrix(128.0, 128.0, 50.0, 40.0)
+K_DEPTH_WIDE = intrinsic_matrix(20.0, 20.0, 25.0, 20.0)
+
+
+def _point_at_pixel(u: float, v: float, z: float = 2.0) -> list[float]:
+    """The world point that the camera POSE sees at colour pixel (u, v), depth z (camera x = world -y, y = -z)."""
+    x_cam, y_cam = (u - 50.0) * z / 128.0, (v - 40.0) * z / 128.0
+    return [z, -x_cam, 1.5 - y_cam]
+
+
+@pytest.mark.parametrize("u, v, inside", [
+    (-0.5, 40.0, True), (-0.5 - 1 / 64, 40.0, False),      # left edge: u = -0.5 is inside, a little less is not
+    (99.5 - 1 / 64, 40.0, True), (99.5, 40.0, False),      # right edge: u < W - 0.5
+    (50.0, -0.5, True), (50.0, -0.5 - 1 / 64, False),      # top edge
+    (50.0, 79.5 - 1 / 64, True), (50.0, 79.5, False),      # bottom edge: v < H - 0.5
+])
+def test_all_four_image_edges_with_the_depth_pixel_on_the_map(u, v, inside):
+    xyz = np.array([_point_at_pixel(u, v)], dtype=np.float32)
+    depth = np.full((40, 50), 2000, dtype=np.uint16)       # 2 m everywhere: the depth test passes wherever it looks
+    idx, uv, _ = view_correspondences(xyz, POSE, K_COLOR_128, (100, 80), depth, K_DEPTH_WIDE, 1000.0,
+                                      VisibilityParams(0.02, "relative"))
+    # the depth pixel is on the map, so a dropped point is dropped by the colour edge alone
+    ud, vd = np.floor(20 * (u - 50) / 128 + 25.5), np.floor(20 * (v - 40) / 128 + 20.5)
+    assert 0 <= ud < 50 and 0 <= vd < 40
+    assert idx.tolist() == ([0] if inside else [])
+    if inside:
+        assert uv.tolist() == [[u, v]]
+
+
+@pytest.mark.parametrize("measured_mm, tolerance, expected", [
+    (2100, 0.0488, True),    # |2.1 - 2.0| = 0.1 <= 0.0488 * 2.1 (measured) = 0.1025, but > 0.0488 * 2.0 (point) = 0.0976
+    (1900, 0.0513, False),   # |1.9 - 2.0| = 0.1 > 0.0513 * 1.9 = 0.0975, but <= 0.0513 * 2.0 = 0.1026
+])
+def test_relative_tolerance_is_a_fraction_of_the_measured_depth(measured_mm, tolerance, expected):
+    xyz = np.array([[2.0, -0.5, 1.0]], dtype=np.float32)
+    idx, _, _ = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth_map_with(measured_mm), K_DEPTH, 1000.0,
+                                     VisibilityParams(tolerance, "relative"))
+    assert (idx.size == 1) is expected

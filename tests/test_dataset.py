@@ -161,3 +161,48 @@ def test_dataset_adds_ground_truth_point_labels_only_for_the_diagnostics(tiny_ca
     np.testing.assert_array_equal(item["point_labels"].numpy(), store["label"][...][keep])
     batch = collate_joint([item, ds[1]])
     assert batch["point_labels"].shape == (2, settings["points"]["num"])
+
+
+def test_the_pixel_under_every_uv_of_a_real_item_is_its_points_pixel(tiny_cache):
+    """JointDataset's own output after subsampling, resize + crop + flip and the N_v cap, collated: the augmented
+    image at every ``uv`` shows the pixel where the corr store says its ``point_idx`` point projects.
+
+    The scene's colour images are replaced by coordinate images (red = column, green = row of the stored frame) and
+    its point labels by the point numbers, so each pair can be traced back to the store without recomputing the
+    loader's sampling."""
+    import dataclasses
+
+    settings = tiny_settings(tiny_cache)
+    settings["augment"].update(image_crop_size=[56, 40], image_hflip=True, color_jitter=0.0,
+                               image_scale_range=[1.0, 1.25])
+    settings["points"]["num"] = 4096
+    settings["joint"].update(views_per_sample=3, max_points_per_view=24)
+    scene = "scene0000_00"
+    ds = JointDataset(dataclasses.replace(data_config(settings, [scene], train=True), point_labels=True))
+    sc = ds.scene(scene)
+    num_frames, height, width = sc.frames["color"].shape[:3]
+    sc.frames = {"color": np.broadcast_to(coordinate_image(height, width), (num_frames, height, width, 3))}
+    sc._point_labels = np.arange(len(sc.xyz))
+    corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
+    offsets, store_idx, store_uv = corr["offsets"][...], corr["point_idx"][...], corr["uv"][...]
+    capped = flipped_or_cropped = 0
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        items = [ds[i] for i in range(len(ds))]
+        batch = collate_joint(items)
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        pixels = (batch["images"] * std[:, None, None] + mean[:, None, None]) * 255   # (V, 3, H, W) back to 0..255
+        for v, frame in enumerate(batch["frames"]):
+            n = int(batch["mask"][v].sum())
+            capped += n == 24
+            f_uv = dict(zip(store_idx[offsets[frame]:offsets[frame + 1]].tolist(),
+                            store_uv[offsets[frame]:offsets[frame + 1]].tolist()))
+            original_points = batch["point_labels"][batch["cloud_of_view"][v], batch["point_idx"][v, :n]].tolist()
+            expected = np.array([f_uv[p] for p in original_points])            # where the store projects them
+            col = np.floor(batch["uv"][v, :n, 0].numpy() + 0.5).astype(int)
+            row = np.floor(batch["uv"][v, :n, 1].numpy() + 0.5).astype(int)
+            assert (col >= 0).all() and (col < 56).all() and (row >= 0).all() and (row < 40).all()
+            shown = np.stack([pixels[v, 0, row, col].numpy(), pixels[v, 1, row, col].numpy()], axis=1)
+            np.testing.assert_allclose(shown, expected, atol=1.6)
+            flipped_or_cropped += not np.allclose(batch["uv"][v, :n].numpy(), expected)
+    assert capped > 0 and flipped_or_cropped > 0   # the cap and the geometric augmentation were both exercised

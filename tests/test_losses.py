@@ -203,3 +203,71 @@ def test_ground_truth_diagnostics_of_eq_7():
     cam_p = torch.tensor([[[0.0, 0.0], [9.0, -9.0]]])
     loss = ground_truth_to_3d_loss(cam_p, torch.tensor([[1, 0]]), torch.tensor([[True, False]]))
     assert loss.item() == pytest.approx(point1, rel=1e-6)
+
+
+def test_eq_7_and_eq_11_average_per_view_then_over_views_with_different_n_v():
+    """Two labelled views, N_v = 2 and 1 (eq. 7) or 2 and 3 (eq. 11): each view's mean, then the mean of the views
+    -- not one mean over every point of the batch, which would weigh the larger view more."""
+    # eq. 7, view A: the two points of _to3d_inputs (see above); view B: one point, 2D logits (0, 3) -> pseudo-label 1
+    # with W = sigmoid(3), 3D logits (1, -1) vs (0, 1): softplus(1) for both classes. P = 3, padding masked.
+    cam2d_a, cam3d_a, mask_a = _to3d_inputs()
+    cam2d_p = torch.cat([cam2d_a, torch.tensor([[[0.0, 3.0], [9.0, -9.0], [9.0, -9.0]]])])
+    cam3d_p = torch.cat([cam3d_a.detach(), torch.tensor([[[1.0, -1.0], [5.0, 5.0], [5.0, 5.0]]])])
+    mask = torch.cat([mask_a, torch.tensor([[True, False, False]])])
+    view_a = (sig(2.0) * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
+    view_b = sig(3.0) * softplus(1.0)
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, torch.ones(2, 2), mask)
+    assert got.item() == pytest.approx((view_a + view_b) / 2, rel=1e-6)
+    # eq. 11 without W, view A: the pair of test_correlation_and_loss_3d_to_2d_eq_8_to_11, 2 r / 4; view B: three
+    # equal 2D features (S2d = 1 everywhere), 3D features e1, e2, e1 (S3d 0 at the 4 pairs with point 1): 4 / 9.
+    r = 1 / math.sqrt(2)
+    feat2d_p = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [7.0, 7.0]], [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]])
+    feat3d_p = torch.tensor([[[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    got = loss_3d_to_2d(feat2d_p, feat3d_p, torch.zeros(2, 3, 2), mask, use_confidence=False)
+    assert got.item() == pytest.approx((2 * r / 4 + 4 / 9) / 2, rel=1e-6)
+
+
+def _two_view_batch() -> JointInputs:
+    """Two clouds (N = 5), three views with N_v = 3, 2, 1; the 2D maps are 3 rows x 4 columns of a stride-1
+    network, read at integer pixels, so the values at the points are plain entries of the maps (u = column)."""
+    g = torch.Generator().manual_seed(3)
+    return JointInputs(
+        feat2d=torch.randn(3, 5, 3, 4, generator=g), cam2d=torch.randn(3, 4, 3, 4, generator=g),
+        feat3d=torch.randn(2, 6, 5, generator=g), cam3d=torch.randn(2, 4, 5, generator=g),
+        image_labels=torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]]),
+        scene_labels=torch.ones(2, 4), cloud_of_view=torch.tensor([0, 1, 1]),
+        point_idx=torch.tensor([[4, 0, 2], [1, 3, 0], [2, 0, 0]]),
+        uv=torch.tensor([[[3.0, 0.0], [0.0, 2.0], [1.0, 1.0]], [[2.0, 0.0], [3.0, 2.0], [0.0, 0.0]],
+                         [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]]),
+        mask=torch.tensor([[True, True, True], [True, True, False], [True, False, False]]), stride2d=1)
+
+
+def _by_hand(x: JointInputs):
+    """The per-point inputs of eq. 7 and eq. 11, gathered with plain indexing (independent of gather_projected and
+    sample_at_pixels): 3D values of point point_idx[v, p] of cloud cloud_of_view[v], 2D values at row uv[..., 1],
+    column uv[..., 0]."""
+    rows = {"cam3d": [], "feat3d": [], "cam2d": [], "feat2d": []}
+    for v in range(x.point_idx.shape[0]):
+        b = int(x.cloud_of_view[v])
+        for name, maps in (("cam3d", x.cam3d), ("feat3d", x.feat3d)):
+            rows[name].append(torch.stack([maps[b, :, int(i)] for i in x.point_idx[v]]))
+        for name, maps in (("cam2d", x.cam2d), ("feat2d", x.feat2d)):
+            rows[name].append(torch.stack([maps[v, :, int(row), int(col)] for col, row in x.uv[v]]))
+    return {k: torch.stack(v) for k, v in rows.items()}
+
+
+@pytest.mark.parametrize("confidence", [True, False])
+def test_total_loss_terms_equal_eq_7_and_eq_11_on_the_same_batch(confidence):
+    x = _two_view_batch()
+    hand = _by_hand(x)
+    sw = LossSwitches(lambda_to2d=0.5, to3d_confidence=confidence, to2d_confidence=confidence)
+    terms = total_loss(x, sw)
+    to3d = loss_2d_to_3d(hand["cam3d"], hand["cam2d"], x.image_labels, x.mask, use_confidence=confidence)
+    to2d = loss_3d_to_2d(hand["feat2d"], hand["feat3d"], hand["cam3d"], x.mask, use_confidence=confidence)
+    assert terms["to3d"].item() == pytest.approx(to3d.item(), rel=1e-6)
+    assert terms["to2d"].item() == pytest.approx(0.5 * to2d.item(), rel=1e-6)
+    assert terms["cls2d"].item() == pytest.approx(classification_loss(x.cam2d, x.image_labels).item(), rel=1e-6)
+    assert terms["cls3d"].item() == pytest.approx(classification_loss(x.cam3d, x.scene_labels).item(), rel=1e-6)
+    pcam = total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False, pcam_like=True))
+    assert pcam["pcam_like"].item() == pytest.approx(pcam_like_loss(hand["cam3d"], x.image_labels, x.mask).item())

@@ -127,3 +127,41 @@ def test_relative_tolerance_is_a_fraction_of_the_measured_depth(measured_mm, tol
     idx, _, _ = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth_map_with(measured_mm), K_DEPTH, 1000.0,
                                      VisibilityParams(tolerance, "relative"))
     assert (idx.size == 1) is expected
+
+
+@pytest.mark.parametrize("tolerance, mode", [(0.0, "relative"), (-0.01, "absolute"), (0.02, "metres")])
+def test_visibility_params_reject_a_tolerance_that_is_not_positive_and_unknown_modes(tolerance, mode):
+    with pytest.raises(ValueError, match="positive" if mode != "metres" else "relative' or 'absolute"):
+        VisibilityParams(tolerance, mode)
+
+
+@pytest.mark.parametrize("tolerance, mode, point_z, measured_mm, expected", [
+    (0.25, "relative", 1.5, 2000, True),     # |2.0 - 1.5| = 0.5 = 0.25 * 2.0: on the tolerance is visible
+    (0.5, "absolute", 1.5, 2000, True),      # |2.0 - 1.5| = 0.5 m = the tolerance
+    (0.02, "relative", 0.8, 800, True),      # closer than 1 m
+    (0.05, "absolute", 0.04, 0, False),      # a hole: not visible, even where |0 - z| <= the tolerance
+])
+def test_depth_rule_at_its_boundaries(tolerance, mode, point_z, measured_mm, expected):
+    # the point on the optical axis at depth point_z: colour pixel (50, 40), depth pixel (25, 20) (on the map)
+    xyz = np.array([[point_z, 0.0, 1.5]], dtype=np.float32)
+    depth = np.zeros((40, 50), dtype=np.uint16)
+    depth[20, 25] = measured_mm
+    idx, _, _ = view_correspondences(xyz, POSE, K_COLOR, (100, 80), depth, K_DEPTH, 1000.0,
+                                     VisibilityParams(tolerance, mode))
+    assert (idx.size == 1) is expected
+
+
+@pytest.mark.parametrize("u_d, v_d", [(0, 20), (49, 20), (25, 0), (25, 39)])
+def test_points_on_the_depth_maps_outermost_pixels_are_checked_there(u_d, v_d):
+    """The depth map's first and last columns and rows are on the map: a point whose nearest depth pixel is one of
+    them is visible where that pixel agrees (the colour camera is the wide one here, so the colour edge never
+    decides)."""
+    # depth pixel centre (u_d, v_d) <- normalised (x, y) = ((u_d - 25) / 50, (v_d - 20) / 50); at depth 2 m
+    x_cam, y_cam = (u_d - 25) / 50 * 2.0, (v_d - 20) / 50 * 2.0
+    xyz = np.array([[2.0, -x_cam, 1.5 - y_cam]], dtype=np.float32)
+    depth = np.zeros((40, 50), dtype=np.uint16)
+    depth[v_d, u_d] = 2000
+    wide_colour = intrinsic_matrix(20.0, 20.0, 50.0, 40.0)   # 100 x 80 px covering more than the depth map
+    idx, _, _ = view_correspondences(xyz, POSE, wide_colour, (100, 80), depth, K_DEPTH, 1000.0,
+                                     VisibilityParams(0.02, "relative"))
+    assert idx.tolist() == [0]

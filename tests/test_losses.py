@@ -10,7 +10,7 @@ import torch
 from jointwsss.losses import (
     JointInputs, LossSwitches, classification_loss, confidence_2d, confidence_3d_pairs, correlation,
     gather_projected, global_average_pool, ground_truth_to_3d_loss, loss_2d_to_3d, loss_3d_to_2d, pcam_like_loss,
-    pseudo_label_2d, sample_at_pixels, total_loss,
+    pseudo_label_2d, sample_at_pixels, teacher_targets, total_loss,
 )
 
 
@@ -271,3 +271,52 @@ def test_total_loss_terms_equal_eq_7_and_eq_11_on_the_same_batch(confidence):
     assert terms["cls3d"].item() == pytest.approx(classification_loss(x.cam3d, x.scene_labels).item(), rel=1e-6)
     pcam = total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False, pcam_like=True))
     assert pcam["pcam_like"].item() == pytest.approx(pcam_like_loss(hand["cam3d"], x.image_labels, x.mask).item())
+
+
+def test_the_switches_default_to_the_papers_eq_12():
+    """LossSwitches() is the paper's method: the four terms of eq. 12, both confidences, λ = 1, eq. 6 over all
+    classes, eq. 7's labels from the image network; nothing else."""
+    sw = LossSwitches()
+    assert sw.terms == ("cls2d", "cls3d", "to3d", "to2d")
+    assert (sw.to3d_confidence, sw.to2d_confidence, sw.pcam_like, sw.object_cls) == (True, True, False, False)
+    assert (sw.lambda_to2d, sw.confidence_2d_over, sw.to3d_labels) == (1.0, "all", "image_network")
+    assert sw.needs_image_network is True and sw.needs_point_network is True
+    image_only = LossSwitches(cls3d=False, to3d=False, to2d=False)
+    assert image_only.needs_point_network is False and image_only.needs_image_network is True
+    # the teacher and eq. 11 default to the confident weights too (diagnose calls the teacher with its defaults)
+    cam2d_p = torch.tensor([[2.0, 0.0], [-1.0, 1.0]])
+    labels, weights = teacher_targets(cam2d_p, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert labels.tolist() == [1, 1] and weights.tolist() == pytest.approx([sig(2.0), sig(1.0)])
+    feat2d_p = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])
+    feat3d_p = torch.tensor([[[0.0, 2.0], [3.0, 0.0]]])
+    cam3d_p = torch.tensor([[[0.0, math.log(3.0)], [math.log(4.0), 0.0]]])
+    r = 1 / math.sqrt(2)
+    assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, torch.ones(1, 2, dtype=torch.bool)).item() == pytest.approx(
+        2 * 0.6 * r / 4, rel=1e-6)
+
+
+def test_batches_without_a_visible_point_give_zero_losses_with_a_graph():
+    """A batch whose views see no point (every mask False) contributes 0 -- not NaN, not the padding's values --
+    and still has a graph back to the student, so DDP's gradient sync sees every parameter."""
+    cam3d_p = torch.full((2, 3, 2), 4.0, requires_grad=True)
+    cam2d_p = torch.full((2, 3, 2), 1.0)
+    feat2d_p = torch.full((2, 3, 2), 3.0, requires_grad=True)
+    none = torch.zeros(2, 3, dtype=torch.bool)
+    labels = torch.ones(2, 2)
+    for loss in (loss_2d_to_3d(cam3d_p, cam2d_p, labels, none), pcam_like_loss(cam3d_p, labels, none),
+                 loss_3d_to_2d(feat2d_p, torch.randn(2, 3, 2), cam3d_p, none)):
+        assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_pcam_like_leaves_out_views_without_points():
+    # view 0 sees nothing; view 1 sees one point with logits (2, 0) against labels (1, 0)
+    cam3d_p = torch.tensor([[[9.0, 9.0]], [[2.0, 0.0]]])
+    mask = torch.tensor([[False], [True]])
+    expected = (softplus(-2.0) + math.log(2.0)) / 2
+    assert pcam_like_loss(cam3d_p, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), mask).item() == pytest.approx(expected)
+
+
+def test_no_term_enabled_names_the_terms_of_eq_12():
+    _, _, x = _joint_batch()
+    with pytest.raises(ValueError, match="switch on at least one of cls2d, cls3d, to3d, to2d, pcam_like$"):
+        total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False))

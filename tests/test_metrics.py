@@ -55,3 +55,11 @@ def test_confusions_add_up_over_scenes_and_2d_shapes_work():
     assert rep["per_class"]["floor"] == pytest.approx(1 / 2)
     with pytest.raises(ValueError, match="differ in size"):
         confusion_matrix(np.zeros(3), np.zeros(4))
+
+
+def test_ground_truth_outside_the_20_classes_is_ignored_whatever_its_value():
+    # 20 is the first index past the classes (the unknown column's number): ignored like 255 and -1
+    gt = np.array([0, 20, 255, -1, 1])
+    pred = np.array([0, 0, 0, 0, 1])
+    conf = confusion_matrix(gt, pred)
+    assert conf.sum() == 2 and conf[0, 0] == 1 and conf[1, 1] == 1

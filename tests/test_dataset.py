@@ -204,5 +204,36 @@ def test_the_pixel_under_every_uv_of_a_real_item_is_its_points_pixel(tiny_cache)
             assert (col >= 0).all() and (col < 56).all() and (row >= 0).all() and (row < 40).all()
             shown = np.stack([pixels[v, 0, row, col].numpy(), pixels[v, 1, row, col].numpy()], axis=1)
             np.testing.assert_allclose(shown, expected, atol=1.6)
+            assert len(set(original_points)) == n              # the cap draws distinct pairs
             flipped_or_cropped += not np.allclose(batch["uv"][v, :n].numpy(), expected)
     assert capped > 0 and flipped_or_cropped > 0   # the cap and the geometric augmentation were both exercised
+
+
+def test_without_images_or_cap_an_item_keeps_exactly_the_pairs_of_its_sampled_points(tiny_cache):
+    """No image network (no crop) and a cap above every view's pairs: each view's pairs are exactly the stored pairs
+    of the frame whose point survived subsampling, each point once, in the store's (ascending) order."""
+    import dataclasses
+
+    settings = tiny_settings(tiny_cache, "cls3d")
+    settings["points"]["num"] = 1500
+    settings["joint"].update(views_per_sample=4, max_points_per_view=10**6)
+    scene = "scene0000_00"
+    ds = JointDataset(dataclasses.replace(data_config(settings, [scene], train=True), point_labels=True))
+    sc = ds.scene(scene)
+    assert len(sc.xyz) > 1500                              # subsampling drops points, so some pairs must go
+    sc._point_labels = np.arange(len(sc.xyz))
+    corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
+    offsets, store_idx = corr["offsets"][...], corr["point_idx"][...]
+    dropped = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        sampled = set(item["point_labels"].tolist())
+        for view in item["views"]:
+            frame = view["frame"]
+            stored = store_idx[offsets[frame]:offsets[frame + 1]].tolist()
+            expected = [p for p in stored if p in sampled]
+            got = item["point_labels"][view["point_idx"]].tolist()
+            assert got == expected
+            assert len(view["uv"]) == len(got)
+            dropped += len(stored) - len(expected)
+    assert dropped > 0

@@ -56,7 +56,8 @@ class _PointNetOfColour(torch.nn.Module):
 
     def __init__(self, bias):
         super().__init__()
-        self.bias = torch.as_tensor(bias)
+        # a parameter, as in a real network: inference must run without autograd to hand out numpy arrays
+        self.bias = torch.nn.Parameter(torch.as_tensor(bias))
 
     def forward(self, xyz, features):
         return features, self.bias[None, :, None] + 0.1 * features[:, 0:1, :]
@@ -67,7 +68,8 @@ class _ConstantImageNet(torch.nn.Module):
 
     def __init__(self, bias):
         super().__init__()
-        self.bias = torch.as_tensor(bias)
+        # a parameter, as in a real network: inference must run without autograd to hand out numpy arrays
+        self.bias = torch.nn.Parameter(torch.as_tensor(bias))
 
     def forward(self, images):
         h, w = -(-images.shape[2] // 8), -(-images.shape[3] // 8)

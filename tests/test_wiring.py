@@ -295,3 +295,16 @@ def test_an_accepted_resume_restores_the_weights_the_optimiser_and_the_rng(check
         assert torch.equal(value, saved[key]), key
     assert opt.optimizer.param_groups[0]["lr"] == lr
     assert torch.equal(torch.rand(3), after_checkpoint)
+
+
+def test_experiment_settings_leave_the_config_unchanged():
+    config = base_config()
+    config["model"]["image"]["weights"] = "imagenet.pt"
+    before = copy.deepcopy(config)
+    cls3d = experiment_settings(config, "cls3d")               # no image network: its weights are dropped ...
+    assert cls3d["model"]["image"]["weights"] is None
+    assert config == before                                    # ... in the settings, not in the config
+    joint = experiment_settings(config, "joint")
+    assert joint["model"]["image"]["weights"] == "imagenet.pt"
+    with pytest.raises(ValueError, match="experiment 'nope' is not one of the configured experiments"):
+        experiment_settings(config, "nope")

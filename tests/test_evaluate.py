@@ -60,6 +60,8 @@ class _PointNetOfColour(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.as_tensor(bias))
 
     def forward(self, xyz, features):
+        # the inputs a real point network gets: centred chunks and their features (colour, height = xyz's z)
+        assert xyz.shape[-1] == 3 and torch.equal(features[:, 3], xyz[..., 2])
         return features, self.bias[None, :, None] + 0.1 * features[:, 0:1, :]
 
 
@@ -90,8 +92,12 @@ def fake_networks(tiny_cache, monkeypatch):
     unknown = _absent_everywhere(tiny_cache)
     bias = class_biases(unknown)
     settings = {"experiment": "fake", "points": {"num": 256}}
-    monkeypatch.setattr(evaluate, "load_networks",
-                        lambda path, device: (settings, _ConstantImageNet(bias), _PointNetOfColour(bias)))
+
+    def load_networks(path, device):
+        assert device == torch.device("cpu")                   # the device asked for reaches the networks
+        return settings, _ConstantImageNet(bias), _PointNetOfColour(bias)
+
+    monkeypatch.setattr(evaluate, "load_networks", load_networks)
     return unknown, bias
 
 
@@ -106,10 +112,13 @@ def test_both_modes_and_averaged_passes_where_an_unknown_class_would_win(tiny_ca
                                                                          passes):
     unknown, bias = fake_networks
     out = tmp_path / "pred.h5"
-    evaluate.infer_split(tmp_path / "model.pt", tiny_cache, SCENES, "train", mode, out, passes_3d=passes, batch_3d=2,
-                         device="cpu")
+    summary = evaluate.infer_split(tmp_path / "model.pt", tiny_cache, SCENES, "train", mode, out, passes_3d=passes,
+                                   batch_3d=2, device="cpu")
+    assert summary["scenes"] == 2 and 0 <= summary["seconds"] < 600 and summary["seconds"] == round(summary["seconds"], 2)
     with h5py.File(out) as h5:
-        assert h5.attrs["mode"] == mode
+        assert h5.attrs["mode"] == mode and h5.attrs["experiment"] == "fake" and h5.attrs["split"] == "train"
+        assert h5.attrs["model"] == str(tmp_path / "model.pt") and list(h5.attrs["restricted_to"]) == []
+        assert bool(h5.attrs["has_3d"]) and bool(h5.attrs["has_2d"])
         for scene in SCENES:
             points = open_store(tiny_cache / "points" / f"{scene}.zarr", "points")
             red = points["rgb"][...][:, 0].astype(np.float32) / 127.5 - 1.0
@@ -123,6 +132,7 @@ def test_both_modes_and_averaged_passes_where_an_unknown_class_would_win(tiny_ca
             labels = frames["image_labels"][...].astype(bool)
             got = h5[scene]["frame_label"][...]
             assert got.shape == frames["label"].shape
+            np.testing.assert_array_equal(h5[scene]["frame_id"][...], frames["frame_id"][...])
             for f in range(len(labels)):
                 want_2d = _first_known(labels[f]) if mode == "pseudo_label" else unknown
                 assert (got[f] == want_2d).all(), (scene, f)
@@ -172,3 +182,18 @@ def test_evaluation_sums_the_scenes_and_restricts_to_the_chosen_classes(tiny_cac
     only = evaluate.evaluate_predictions(out, tiny_cache, classes=kept)
     assert only["3d"]["points_or_pixels"] == int(np.isin(gt3d, [0, 1]).sum())
     assert [name for name, iou in only["3d"]["per_class"].items() if iou is not None] == list(CLASS_NAMES[:2])
+
+
+def test_point_features_are_averaged_per_vertex(tiny_cache, fake_networks):
+    """``with_features``: Z^3d of every vertex averaged over its chunks; the fake's features are its inputs, whose
+    colour channels are the vertex's own colour in [-1, 1] whatever chunk it is in."""
+    _, bias = fake_networks
+    points = open_store(tiny_cache / "points" / "scene0000_00.zarr", "points")
+    xyz, rgb = points["xyz"][...], points["rgb"][...]
+    scores, features = evaluate.point_outputs(_PointNetOfColour(bias), xyz, rgb, num_points=256, passes=2, batch=2,
+                                              rng=np.random.default_rng(0), device=torch.device("cpu"),
+                                              with_features=True)
+    assert features.shape == (len(xyz), 4) and scores.shape == (len(xyz), NUM_CLASSES)
+    np.testing.assert_allclose(features[:, :3], rgb.astype(np.float32) / 127.5 - 1.0, atol=1e-5)
+    assert evaluate.point_outputs(_PointNetOfColour(bias), xyz, rgb, num_points=256, passes=1, batch=2,
+                                  rng=np.random.default_rng(0), device=torch.device("cpu"))[1] is None

@@ -320,3 +320,19 @@ def test_no_term_enabled_names_the_terms_of_eq_12():
     _, _, x = _joint_batch()
     with pytest.raises(ValueError, match="switch on at least one of cls2d, cls3d, to3d, to2d, pcam_like$"):
         total_loss(x, LossSwitches(cls2d=False, cls3d=False, to3d=False, to2d=False))
+
+
+def test_eq_6_over_the_present_classes_and_frozen_switches():
+    """``confidence_over="present"`` through eq. 7 (the config's joint.confidence_2d_over): with class 0 absent,
+    point 0's weight is sigmoid(0) (its best present class), not sigmoid(2); an unknown choice is an error."""
+    cam2d_p, cam3d_p, mask = _to3d_inputs()
+    labels = torch.tensor([[0.0, 1.0]])
+    expected = (0.5 * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, confidence_over="present")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="confidence_over must be 'all' or 'present'"):
+        loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, confidence_over="max")
+    # a run's switches are fixed once built, and the inputs' ground truth is absent unless given
+    with pytest.raises(AttributeError):
+        LossSwitches().lambda_to2d = 2.0
+    assert _joint_batch()[2].point_labels is None

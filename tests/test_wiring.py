@@ -30,8 +30,10 @@ from jointwsss.train import (
     DistInfo,
     Runtime,
     _to_inputs,
+    _why_not_resumed,
     checkpoint_payload,
     data_config,
+    hashed_settings,
     loss_switches,
     make_optimisation,
     resume,
@@ -245,6 +247,9 @@ def test_the_image_weights_are_hashed_by_content(checkpointed, tmp_path):
     first = settings_hash(with_weights)
     weights.write_bytes(b"second")
     assert settings_hash(with_weights) != first
+    # the digest sits under its own key beside the path, as in every checkpoint written so far
+    assert hashed_settings(with_weights)["image_weights_sha256"] == hashlib.sha256(b"second").hexdigest()
+    assert hashed_settings(with_weights)["model"]["image"]["weights"] == str(weights)
 
 
 def _leaves_get(tree: dict, path: tuple):
@@ -277,6 +282,55 @@ def test_settings_changes_names_each_changed_key_dotted():
     new = {"a": 1, "joint": {"lambda": 0.5, "views": 2}, "added": [1, 2]}
     assert settings_changes(old, new) == ['added: "<absent>" -> [1, 2]', 'gone: true -> "<absent>"',
                                           "joint.lambda: 1.0 -> 0.5"]
+    # a section on one side only is one change, not a descent into it
+    assert settings_changes({"sub": {"x": 1}}, {}) == ['sub: {"x": 1} -> "<absent>"']
+    assert settings_changes({}, {"sub": {"x": 1}}) == ['sub: "<absent>" -> {"x": 1}']
+
+
+def test_why_not_resumed_lists_the_changes_or_says_why_it_cannot():
+    settings = {"seed": 0, "joint": {"lambda": 1.0}}
+    other = {"seed": 1, "joint": {"lambda": 0.5}}
+    assert _why_not_resumed({"hashed_settings": settings}, other) == "joint.lambda: 1.0 -> 0.5; seed: 0 -> 1"
+    assert _why_not_resumed({}, other) == ("the checkpoint predates the settings it keeps, so what changed is "
+                                           "unknown")
+    assert _why_not_resumed({"hashed_settings": other}, other) == "the same settings under an older hash"
+
+
+def test_each_rank_resumes_its_own_rng_state_and_later_ranks_the_last(checkpointed):
+    settings, nets, opt, _, path = checkpointed
+    states = []
+    for seed in (10, 11):
+        torch.manual_seed(seed)
+        states.append(rng_state())
+    draws = []
+    for seed in (10, 11):
+        torch.manual_seed(seed)
+        draws.append(torch.rand(2))
+    save_checkpoint(path, checkpoint_payload(0, settings_hash(settings), settings, nets, opt, states, {}))
+    for rank, expected in ((0, draws[0]), (1, draws[1]), (3, draws[1])):
+        other_rank = Runtime(device=torch.device("cpu"), dist=DistInfo(rank=rank, world_size=4), amp=False)
+        assert resume(path, settings, nets, opt, other_rank) == 1
+        assert torch.equal(torch.rand(2), expected), rank
+
+
+def test_the_batchs_ground_truth_reaches_the_inputs_only_when_loaded():
+    batch, outputs = hand_batch()
+    assert _to_inputs(batch, outputs, "cpu").point_labels is None
+    batch["point_labels"] = torch.tensor([[3, 1, 2]])
+    assert _to_inputs(batch, outputs, "cpu").point_labels.tolist() == [[3, 1, 2]]
+    assert _to_inputs(batch, outputs, "cpu").stride2d == 1
+
+
+def test_ground_truth_diagnostics_write_their_label_source_and_the_method_does_not():
+    config = base_config()
+    config["experiments"]["gt_visible"] = {"losses": ["cls3d", "to3d"], "confidence": False,
+                                           "to3d_labels": "ground_truth_visible"}
+    diagnostic = experiment_settings(config, "gt_visible")
+    assert diagnostic["to3d_labels"] == "ground_truth_visible" and diagnostic["split"] == "train"
+    assert to3d_labels_of(diagnostic) == "ground_truth_visible"
+    assert loss_switches(diagnostic).to3d_labels == "ground_truth_visible"
+    method = experiment_settings(config, "to3d")
+    assert "to3d_labels" not in method and to3d_labels_of(method) == "image_network" and method["split"] == "train"
 
 
 def test_an_accepted_resume_restores_the_weights_the_optimiser_and_the_rng(checkpointed):

@@ -306,6 +306,18 @@ def module_summary(module: str, target: MutationTarget, tests: list[str], result
     }
 
 
+def with_equivalents(result: dict) -> dict:
+    """``result`` (of :func:`run_mutation`, possibly an old one) with :data:`EQUIVALENT` applied and re-counted: the
+    list of equivalent mutants lives here only, so a before and an after report are scored alike."""
+    for module, m in result["modules"].items():
+        known = EQUIVALENT.get(module, {})
+        for r in m["results"]:
+            r["equivalent"] = known.get(mutant_key(r["function"], r["original"], r["mutated"]))
+        result["modules"][module] = module_summary(module, TARGETS[module], m["tests"], m["results"], m["seconds"],
+                                                   m["baseline_seconds"])
+    return result
+
+
 def killed_mutants(earlier: dict, module: str) -> dict[str, str]:
     """{mutant key: killing test} of ``module`` in an earlier result of :func:`run_mutation`."""
     results = earlier.get("modules", {}).get(module, {}).get("results", [])
@@ -339,7 +351,7 @@ def run_mutation(repo: Path, rev: str, modules: list[str], *, work_dir: Path | N
             result["modules"][module] = run_module(
                 module, tree, scratch, tiny_cache, limit=limit, progress=progress,
                 killed_before=killed_mutants(earlier, module) if earlier else None)
-        return result
+        return with_equivalents(result)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -27,6 +27,8 @@ from jointwsss.synth.raycast import ROOM_FACE_NAMES, SurfaceKind, SurfaceSet, ro
 from jointwsss.synth.texture import Material, MaterialKind, jitter_color, rgb
 
 LOW_OBJECT_MAX_M = 1.12
+# Object indices of a layout's surface set: 0 floor, 1 ceiling, 2 the four walls, then the objects in order.
+FIRST_OBJECT_INDEX = 3
 TALL_OBJECT_BAND_M = 0.85
 CAMERA_WALL_INSET_M = 0.95
 
@@ -40,29 +42,32 @@ SCENE_TYPES = {
     "living room": "Living room / Lounge",
     "apartment": "Apartment",
 }
-# Classes every room of a theme gets, and optional ones with their weights. Together the "must"
-# lists cover all 18 object classes, so with themes cycling over scene numbers every class occurs
-# in every run of len(THEMES) consecutive scenes.
-THEME_CLASSES = {
-    "bedroom": ([ob.BED, ob.DOOR, ob.WINDOW, ob.CURTAIN, ob.CABINET, ob.PICTURE],
-                {ob.DESK: 0.6, ob.CHAIR: 0.6, ob.BOOKSHELF: 0.4, ob.OTHERFURNITURE: 0.6, ob.TABLE: 0.3,
-                 ob.SOFA: 0.25, ob.REFRIGERATOR: 0.1, ob.SINK: 0.1}),
-    "office": ([ob.DESK, ob.CHAIR, ob.BOOKSHELF, ob.DOOR, ob.OTHERFURNITURE, ob.WINDOW],
-               {ob.CABINET: 0.7, ob.TABLE: 0.5, ob.PICTURE: 0.5, ob.SOFA: 0.3, ob.REFRIGERATOR: 0.3,
-                ob.CURTAIN: 0.3, ob.COUNTER: 0.15, ob.SINK: 0.1}),
-    "bathroom": ([ob.TOILET, ob.SINK, ob.BATHTUB, ob.SHOWER_CURTAIN, ob.DOOR],
-                 {ob.CABINET: 0.6, ob.COUNTER: 0.5, ob.PICTURE: 0.5, ob.WINDOW: 0.5, ob.CURTAIN: 0.3,
-                  ob.OTHERFURNITURE: 0.6, ob.CHAIR: 0.15}),
-    "kitchen": ([ob.COUNTER, ob.CABINET, ob.REFRIGERATOR, ob.SINK, ob.DOOR, ob.WINDOW],
-                {ob.TABLE: 0.7, ob.CHAIR: 0.7, ob.OTHERFURNITURE: 0.5, ob.PICTURE: 0.4, ob.CURTAIN: 0.4,
-                 ob.BOOKSHELF: 0.1, ob.DESK: 0.1}),
-    "living room": ([ob.SOFA, ob.TABLE, ob.PICTURE, ob.DOOR, ob.WINDOW, ob.OTHERFURNITURE],
-                    {ob.CHAIR: 0.7, ob.BOOKSHELF: 0.6, ob.CURTAIN: 0.6, ob.CABINET: 0.5, ob.DESK: 0.2,
-                     ob.BED: 0.1}),
+# The probability that a room of a theme holds each object class (wall and floor: always). Classes are drawn
+# independently, so none comes with another for sure and none is in more than ~75 % of the scenes (over the six
+# themes, which cycle over scene numbers): a class that is in every scene could not be told from the rest by scene
+# labels, and a pair that always comes together could not be told apart. Every class is in some room of every
+# theme run of six scenes on average; each theme's builder places exactly the classes listed for it.
+THEME_PRESENCE = {
+    "bedroom": {ob.BED: 0.95, ob.CABINET: 0.7, ob.WINDOW: 0.75, ob.DOOR: 0.7, ob.PICTURE: 0.7, ob.CURTAIN: 0.6,
+                ob.OTHERFURNITURE: 0.6, ob.CHAIR: 0.65, ob.DESK: 0.5, ob.BOOKSHELF: 0.55, ob.TABLE: 0.35,
+                ob.SOFA: 0.3, ob.REFRIGERATOR: 0.2, ob.SINK: 0.15},
+    "office": {ob.DESK: 0.95, ob.CHAIR: 0.95, ob.WINDOW: 0.75, ob.BOOKSHELF: 0.75, ob.DOOR: 0.7, ob.CABINET: 0.6,
+               ob.OTHERFURNITURE: 0.6, ob.TABLE: 0.5, ob.PICTURE: 0.5, ob.SOFA: 0.4, ob.REFRIGERATOR: 0.35,
+               ob.CURTAIN: 0.3, ob.COUNTER: 0.2, ob.SINK: 0.15},
+    "bathroom": {ob.TOILET: 0.9, ob.SINK: 0.9, ob.DOOR: 0.7, ob.BATHTUB: 0.9, ob.SHOWER_CURTAIN: 0.85,
+                 ob.CABINET: 0.6, ob.COUNTER: 0.5, ob.OTHERFURNITURE: 0.5, ob.WINDOW: 0.45, ob.PICTURE: 0.4,
+                 ob.CURTAIN: 0.2, ob.CHAIR: 0.1},
+    "kitchen": {ob.CABINET: 0.95, ob.COUNTER: 0.9, ob.REFRIGERATOR: 0.85, ob.SINK: 0.85, ob.DOOR: 0.7,
+                ob.TABLE: 0.7, ob.CHAIR: 0.7, ob.WINDOW: 0.65, ob.OTHERFURNITURE: 0.5, ob.PICTURE: 0.35,
+                ob.CURTAIN: 0.35, ob.BOOKSHELF: 0.1, ob.DESK: 0.1},
+    "living room": {ob.SOFA: 0.9, ob.TABLE: 0.85, ob.WINDOW: 0.8, ob.PICTURE: 0.7, ob.DOOR: 0.7, ob.CHAIR: 0.75,
+                    ob.OTHERFURNITURE: 0.6, ob.CURTAIN: 0.6, ob.BOOKSHELF: 0.6, ob.CABINET: 0.4, ob.DESK: 0.3,
+                    ob.BED: 0.2},
     # A studio flat scanned in one go (ScanNet's "Apartment" scans span several rooms).
-    "apartment": ([ob.BED, ob.TOILET, ob.BATHTUB, ob.SHOWER_CURTAIN, ob.SINK, ob.DOOR],
-                  {ob.SOFA: 0.5, ob.REFRIGERATOR: 0.5, ob.COUNTER: 0.4, ob.WINDOW: 0.6, ob.CURTAIN: 0.4,
-                   ob.PICTURE: 0.4, ob.TABLE: 0.4, ob.CHAIR: 0.4, ob.CABINET: 0.4, ob.OTHERFURNITURE: 0.4}),
+    "apartment": {ob.BED: 0.7, ob.SINK: 0.7, ob.DOOR: 0.7, ob.WINDOW: 0.7, ob.CHAIR: 0.7, ob.CABINET: 0.5,
+                  ob.TOILET: 0.8, ob.SOFA: 0.6, ob.REFRIGERATOR: 0.6, ob.SHOWER_CURTAIN: 0.75, ob.PICTURE: 0.5,
+                  ob.TABLE: 0.6, ob.OTHERFURNITURE: 0.5, ob.BATHTUB: 0.8, ob.COUNTER: 0.5, ob.CURTAIN: 0.4,
+                  ob.DESK: 0.3, ob.BOOKSHELF: 0.3},
 }
 OTHERFURNITURE_VARIANTS = {
     "bedroom": ("ottoman", "trash can", "radiator"),
@@ -72,7 +77,8 @@ OTHERFURNITURE_VARIANTS = {
     "living room": ("ottoman", "tv stand", "radiator", "trash can"),
     "apartment": ("trash can", "washing machine", "ottoman"),
 }
-MIN_OBJECT_CLASSES, MAX_OBJECT_CLASSES = 7, 12
+# A room holds at least this many object classes (the most probable missing ones are added).
+MIN_OBJECT_CLASSES = 6
 
 
 def scene_rng(seed: int, scene_id: str, stream: str) -> np.random.Generator:
@@ -136,9 +142,9 @@ class SceneLayout:
     def surfaces(self) -> SurfaceSet:
         # (nyu40, object index) per face: the floor, the ceiling, and the four walls as one wall object
         face = {"floor": (ob.FLOOR, 0), "ceiling": (ob.CEILING, 1)}
-        classes = [face.get(name, (ob.WALL, 2)) for name in ROOM_FACE_NAMES]
+        classes = [face.get(name, (ob.WALL, 2)) for name in ROOM_FACE_NAMES]  # 3 = FIRST_OBJECT_INDEX
         faces = [(mat, nyu, raw, obj) for mat, raw, (nyu, obj) in zip(self.room_materials, self.room_raw_ids, classes)]
-        parts = [(p, o.nyu40, o.raw_id if p.raw_id is None else p.raw_id, 3 + k)
+        parts = [(p, o.nyu40, o.raw_id if p.raw_id is None else p.raw_id, FIRST_OBJECT_INDEX + k)
                  for k, o in enumerate(self.objects) for p in o.parts]
         return room_surface_set(self.room_size, faces, parts)
 
@@ -157,7 +163,8 @@ def _transform(obj: SceneObject, xy: np.ndarray, yaw: float) -> SceneObject:
     return SceneObject(obj.name, obj.nyu40, parts, obj.preferred_raw_ids, obj.raw_id, meta)
 
 
-def _world_bounds(obj: SceneObject) -> tuple[np.ndarray, np.ndarray]:
+def world_bounds(obj: SceneObject) -> tuple[np.ndarray, np.ndarray]:
+    """(3,) min and max corner in metres of a placed object's parts (room frame)."""
     lo, hi = [], []
     for p in obj.parts:
         if p.kind == SurfaceKind.CYLINDER:
@@ -194,12 +201,12 @@ class Placer:
 
     def fits(self, obj: SceneObject, gap: float = 0.03, ignore: tuple[SceneObject, ...] = ()) -> bool:
         """Inside the room, tall parts near a wall, and no overlap (closer than ``gap``) with others."""
-        lo, hi = _world_bounds(obj)
+        lo, hi = world_bounds(obj)
         if np.any(lo < -0.03) or np.any(hi > self.room + 0.03):
             return False
         lx, ly = self.room[:2]
         for part in obj.parts:
-            plo, phi = _world_bounds(SceneObject(obj.name, obj.nyu40, [part]))
+            plo, phi = world_bounds(SceneObject(obj.name, obj.nyu40, [part]))
             if phi[2] > LOW_OBJECT_MAX_M and not (
                 phi[1] <= TALL_OBJECT_BAND_M or plo[1] >= ly - TALL_OBJECT_BAND_M
                 or phi[0] <= TALL_OBJECT_BAND_M or plo[0] >= lx - TALL_OBJECT_BAND_M
@@ -214,7 +221,7 @@ class Placer:
 
     def commit(self, group: list[SceneObject]) -> list[SceneObject]:
         for o in group:
-            lo, hi = _world_bounds(o)
+            lo, hi = world_bounds(o)
             self.boxes.append((lo, hi, o))
             self.placed.append(o)
         return group
@@ -377,14 +384,19 @@ def _add_lone_curtain(room: _Room) -> None:
 
 
 def _add_bathtub(room: _Room) -> None:
-    """A bathtub in a corner, with a shower curtain along it."""
-    if ob.BATHTUB not in room.want:
-        return
-    tub = ob.build_bathtub(room.rng)
-    group = [tub]
-    if ob.SHOWER_CURTAIN in room.want:
-        group.append(ob.build_shower_curtain(room.rng, *tub.meta["size"]))
-    room.placer.against_wall(group, corner=True)
+    """A bathtub in a corner, mostly with a shower curtain along it when one is wanted; a wanted shower curtain
+    without a tub (or, now and then, beside one) hangs in a shower stall of its own, in another corner."""
+    rng = room.rng
+    stall = ob.SHOWER_CURTAIN in room.want
+    if ob.BATHTUB in room.want:
+        tub = ob.build_bathtub(rng)
+        group = [tub]
+        if stall and rng.random() < 0.8:
+            group.append(ob.build_shower_curtain(rng, *tub.meta["size"]))
+            stall = False
+        room.placer.against_wall(group, corner=True)
+    if stall:
+        room.placer.against_wall([ob.build_shower_stall_curtain(rng)], corner=True)
 
 
 def _wall_cabinets_above(rng: np.random.Generator, counter: SceneObject) -> list[SceneObject]:
@@ -450,12 +462,22 @@ def _add_coffee_table(room: _Room, sofa: SceneObject) -> None:
 
 
 def _add_sofa(room: _Room) -> None:
-    """A sofa against a wall, mostly with a coffee table in front of it (if tables are wanted)."""
+    """A sofa against a wall, mostly with a coffee table in front of it (if tables are wanted); a third of the
+    time the sofa stands in the middle of the room instead, facing its coffee table, as in a living area."""
     if ob.SOFA not in room.want:
         return
-    sofa = room.placer.against_wall([ob.build_sofa(room.rng)])
-    if sofa and ob.TABLE in room.want and room.rng.random() < 0.8:
-        _add_coffee_table(room, sofa[0])
+    rng = room.rng
+    sofa = ob.build_sofa(rng)
+    if rng.random() < 0.35:
+        group = [sofa]
+        if ob.TABLE in room.want:
+            table = ob.build_table(rng, "coffee")
+            group.append(_offset(table, dy=sofa.meta["size"][1] / 2 + 0.4 + table.meta["size"][1] / 2))
+        if room.placer.free(group, margin=1.0):
+            return
+    placed = room.placer.against_wall([sofa])
+    if placed and ob.TABLE in room.want and rng.random() < 0.8:
+        _add_coffee_table(room, placed[0])
 
 
 def _add_refrigerator(room: _Room, *, always_mini: bool) -> None:
@@ -537,12 +559,12 @@ def _add_tables(room: _Room, *, variant: str = "dining", optional: bool = False)
 
 
 def _add_chairs(room: _Room, *, armchairs: bool) -> None:
-    """Loose chairs on the floor (one or two, or up to two more where chairs stand already); with
+    """Loose chairs on the floor (one to three, or up to two more where chairs stand already); with
     ``armchairs`` half of them armchairs, else dining chairs."""
     if ob.CHAIR not in room.want:
         return
     rng = room.rng
-    for _ in range(room.count(0, 2) if room.has_placed(ob.CHAIR) else room.count(1, 2)):
+    for _ in range(room.count(0, 2) if room.has_placed(ob.CHAIR) else room.count(1, 3)):
         chair = ob.build_chair(rng, "arm" if armchairs and rng.random() < 0.5 else "dining")
         room.placer.free([_offset(chair, yaw=rng.uniform(-0.6, 0.6))], margin=0.5)
 
@@ -635,14 +657,16 @@ def _living_room(room: _Room) -> None:
 
 
 def _apartment(room: _Room) -> None:
-    """A studio flat: a bathtub with a shower curtain, a bed, a toilet, a sink; maybe a counter, a sofa with a
-    coffee table, a refrigerator, cabinets, a table with chairs and more chairs."""
+    """A studio flat: maybe a bathtub or a shower, a bed, a toilet, a sink, a counter, a sofa with a coffee table,
+    a refrigerator, bookshelves, cabinets, a desk with a chair, a table with chairs and more chairs."""
     _add_bathtub(room)
     _add_counter(room, bathroom=False, wall_cabinets=False)
     _add_bed(room, nightstands=False)
     _add_sofa(room)
     _add_refrigerator(room, always_mini=False)
+    _add_bookshelves(room)
     _add_cabinets(room, ("low", "tall"))
+    _add_desks(room, several=False, office_chairs=False)
     _add_toilet(room)
     _add_sink(room, vanity=False)
     _add_tables(room)
@@ -655,16 +679,15 @@ _FURNISHERS = {"bedroom": _bedroom, "office": _office, "bathroom": _bathroom, "k
 
 
 def _build_room(rng: np.random.Generator, theme: str, room_size: np.ndarray, classes: list[int]) -> list[SceneObject]:
-    """Place objects of ``classes`` (nyu40 ids of ``theme``'s classes in THEME_CLASSES) into the room.
+    """Place objects of ``classes`` (nyu40 ids of ``theme``'s classes in THEME_PRESENCE) into the room.
 
     Every room starts with doors and windows (they need free wall, doors free floor in front of them) and
     curtains, gets its theme's furniture (``_FURNISHERS``) and ends with other furniture and pictures; a
     step places nothing for a class not in ``classes``. Returns the placed objects in placement order.
     """
-    must, optional = THEME_CLASSES[theme]
-    foreign = set(classes) - set(must) - set(optional)
+    foreign = set(classes) - set(THEME_PRESENCE[theme])
     if foreign:
-        raise ValueError(f"nyu40 ids {sorted(foreign)} are not classes of a {theme} (THEME_CLASSES)")
+        raise ValueError(f"nyu40 ids {sorted(foreign)} are not classes of a {theme} (THEME_PRESENCE)")
     room = _Room(rng, Placer(room_size, rng), float(room_size[2]), frozenset(classes))
     _add_doors(room)
     _add_windows(room)
@@ -690,10 +713,10 @@ def _room_materials(rng: np.random.Generator, theme: str) -> list[Material]:
         base = jitter_color(rng, [rgb(228, 228, 222), rgb(196, 190, 178), rgb(150, 150, 156), rgb(210, 200, 185)][int(rng.integers(4))])
         floor = Material(MaterialKind.TILES, base, base * 0.65, np.array([rng.uniform(0.3, 0.6), 0, 0, 0]), seed)
     elif kind == "planks":
-        base = jitter_color(rng, ob.WOODS[int(rng.integers(len(ob.WOODS)))])
+        base = jitter_color(rng, ob.FLOOR_WOODS[int(rng.integers(len(ob.FLOOR_WOODS)))])
         floor = Material(MaterialKind.PLANKS, base, base * 0.75, np.array([rng.uniform(0.12, 0.2), rng.uniform(1.0, 1.8), 0, 0]), seed)
     else:
-        base = jitter_color(rng, [rgb(120, 110, 100), rgb(90, 100, 120), rgb(150, 140, 120), rgb(110, 60, 60)][int(rng.integers(4))])
+        base = jitter_color(rng, [rgb(120, 116, 110), rgb(92, 100, 118), rgb(140, 132, 118), rgb(78, 80, 86)][int(rng.integers(4))])
         floor = Material(MaterialKind.CARPET, base, seed=seed)
     ceiling = Material(MaterialKind.PAINT, jitter_color(rng, rgb(245, 245, 243), val=0.03), seed=int(rng.integers(2**31 - 1)))
     # Order of ROOM_FACE_NAMES: floor, ceiling, wall_y0, wall_xmax, wall_ymax, wall_x0.
@@ -701,16 +724,16 @@ def _room_materials(rng: np.random.Generator, theme: str) -> list[Material]:
 
 
 def _choose_classes(rng: np.random.Generator, theme: str) -> list[int]:
-    must, optional = THEME_CLASSES[theme]
-    target = int(rng.integers(MIN_OBJECT_CLASSES, MAX_OBJECT_CLASSES + 1))
-    names = list(optional)
-    weights = np.array([optional[c] for c in names])
-    extra = []
-    while len(must) + len(extra) < target and names:
-        k = rng.choice(len(names), p=weights / weights.sum())
-        extra.append(names.pop(k))
-        weights = np.delete(weights, k)
-    return list(must) + extra
+    """The object classes of one room: each of the theme's drawn with its probability (THEME_PRESENCE), topped up
+    to MIN_OBJECT_CLASSES with the most probable ones missing."""
+    presence = THEME_PRESENCE[theme]
+    chosen = [c for c, p in presence.items() if rng.random() < p]
+    for c in sorted(presence, key=lambda c: -presence[c]):
+        if len(chosen) >= MIN_OBJECT_CLASSES:
+            break
+        if c not in chosen:
+            chosen.append(c)
+    return chosen
 
 
 def generate_layout(seed: int, scene_id: str) -> SceneLayout:
@@ -728,11 +751,10 @@ def generate_layout(seed: int, scene_id: str) -> SceneLayout:
             room = np.array([rng.uniform(4.0, 8.0), rng.uniform(3.5, 7.0), rng.uniform(2.6, 3.0)])
         classes = _choose_classes(rng, theme)
         placed = _build_room(rng, theme, room, classes)
-        missing = set(classes) - {o.nyu40 for o in placed}
-        must_missing = missing & set(THEME_CLASSES[theme][0])
-        if best is None or len(must_missing) < best_missing:
-            best, best_missing, best_room = placed, len(must_missing), room
-        if not must_missing:
+        missing = len(set(classes) - {o.nyu40 for o in placed})
+        if best is None or missing < best_missing:
+            best, best_missing, best_room = placed, missing, room
+        if not missing:
             break
     objects = best
     for o in objects:

@@ -86,18 +86,38 @@ def cylinder(x, y, z0, z1, radius, material: Material, raw_id: int | None = None
 
 # ------------------------------------------------------------------------------------ materials
 
-WOODS = [rgb(196, 160, 110), rgb(170, 120, 75), rgb(120, 80, 50), rgb(210, 185, 145), rgb(95, 62, 40)]
-WALL_PAINTS = [rgb(236, 233, 226), rgb(226, 220, 204), rgb(208, 218, 228), rgb(230, 214, 198),
-               rgb(204, 216, 200), rgb(242, 242, 240), rgb(218, 205, 215)]
-FURNITURE_PAINTS = [rgb(240, 240, 236), rgb(60, 60, 64), rgb(150, 150, 155), rgb(200, 190, 170), rgb(120, 140, 160)]
-FABRICS = [rgb(150, 40, 40), rgb(60, 80, 140), rgb(90, 120, 90), rgb(180, 170, 150), rgb(120, 120, 125),
-           rgb(200, 190, 170), rgb(55, 55, 60), rgb(170, 110, 70), rgb(110, 80, 120), rgb(70, 120, 130)]
-BEDDING = [rgb(240, 240, 235), rgb(215, 222, 240), rgb(232, 210, 210), rgb(200, 212, 226), rgb(225, 220, 190)]
+# Class-typical appearance. Each class draws from its own material families, with per-object jitter, so that
+# appearance says something about class without deciding it: the real confusions are kept on purpose -- cabinets and
+# doors share their panels, tables and desks their tops, toilets, sinks and bathtubs white ceramic -- and the rest
+# made rare. Wooden furniture is warm and mid-dark; wooden floors (layout.py) are pale and grey, so the two stay
+# apart. Colours are RGB in [0, 1].
+WOODS = [rgb(150, 95, 55), rgb(112, 72, 46), rgb(172, 126, 78), rgb(88, 56, 38)]           # cherry, walnut, oak, dark
+FLOOR_WOODS = [rgb(206, 196, 176), rgb(168, 163, 152), rgb(188, 174, 146)]                  # pale ash, grey oak, light oak
+# tinted and a little darker than the white panels of doors and cabinets
+WALL_PAINTS = [rgb(222, 214, 198), rgb(202, 210, 220), rgb(210, 220, 202), rgb(224, 206, 194), rgb(198, 198, 194),
+               rgb(214, 202, 212)]
+PANEL_PAINTS = [rgb(240, 238, 230), rgb(228, 222, 205)]                                     # white, cream: doors, cabinets
+KITCHEN_PAINTS = [rgb(112, 134, 158), rgb(132, 156, 122), rgb(60, 64, 72)]                  # cabinets only
+DOOR_PAINTS = [rgb(84, 52, 36), rgb(58, 66, 92)]                                           # doors only
+DESK_LAMINATES = [rgb(236, 236, 232), rgb(226, 230, 222)]                                   # white laminates: desks
+CHAIR_FABRICS = [rgb(36, 36, 40), rgb(48, 58, 96), rgb(96, 34, 40)]                         # office chairs
+CHAIR_PAINTS = [rgb(190, 44, 40), rgb(36, 128, 140), rgb(206, 160, 40), rgb(30, 30, 32)]    # plastic / painted chairs
+ARMCHAIR_FABRICS = [rgb(150, 60, 40), rgb(40, 100, 96), rgb(176, 150, 60)]
+SOFA_FABRICS = [rgb(128, 130, 136), rgb(44, 60, 112), rgb(108, 120, 70), rgb(140, 100, 120)]  # grey, navy, olive, mauve
+BEDDING = [rgb(244, 244, 240), rgb(236, 232, 222)]
+BLANKETS = [rgb(70, 110, 170), rgb(200, 92, 112), rgb(226, 168, 84), rgb(96, 168, 176)]      # denim, rose, mustard, teal
+CURTAIN_FABRICS = [rgb(222, 204, 152), rgb(170, 150, 192), rgb(172, 192, 160), rgb(150, 40, 64)]  # cream, lilac, sage, wine
+FRIDGE_FINISHES = [rgb(192, 194, 198), rgb(240, 240, 238), rgb(52, 52, 56)]                # steel, white, black
+FRIDGE_FINISH_SHARES = [0.35, 0.4, 0.25]
 WHITES = [rgb(242, 242, 240), rgb(232, 236, 240), rgb(236, 232, 226)]
+BATH_ACRYLICS = [rgb(222, 230, 240), rgb(236, 226, 204)]                                   # pale blue, cream
 METALS = [rgb(70, 70, 75), rgb(150, 150, 156), rgb(190, 192, 196)]
 SKIES = [rgb(150, 190, 235), rgb(170, 205, 235), rgb(185, 210, 228), rgb(140, 180, 220)]
 FRAME_COLORS = [rgb(245, 245, 245), rgb(120, 80, 50), rgb(60, 60, 62), rgb(190, 160, 90)]
-PASTELS = [rgb(240, 240, 245), rgb(190, 220, 240), rgb(240, 200, 210), rgb(210, 235, 210), rgb(245, 230, 180)]
+SHOWER_STRIPES = [rgb(40, 110, 180), rgb(196, 60, 92), rgb(52, 156, 138)]                  # shower curtains' stripes
+PASTELS = [rgb(190, 220, 240), rgb(240, 200, 210), rgb(210, 235, 210), rgb(245, 230, 180)]
+OTHER_PAINTS = [rgb(240, 240, 236), rgb(60, 60, 64), rgb(150, 150, 155), rgb(200, 190, 170), rgb(120, 140, 160)]
+OTHER_FABRICS = [rgb(150, 40, 40), rgb(60, 80, 140), rgb(90, 120, 90), rgb(180, 170, 150), rgb(120, 120, 125)]
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -113,12 +133,12 @@ def wood(rng, base=None) -> Material:
     return Material(MaterialKind.WOOD, a, a * rng.uniform(0.62, 0.8), np.array([rng.uniform(6, 14), 0, 0, 0]), _seed(rng))
 
 
-def paint(rng, palette=FURNITURE_PAINTS, base=None) -> Material:
+def paint(rng, palette=OTHER_PAINTS, base=None) -> Material:
     a = jitter_color(rng, _pick(rng, palette) if base is None else base, val=0.08)
     return Material(MaterialKind.PAINT, a, seed=_seed(rng))
 
 
-def fabric(rng, palette=FABRICS, base=None) -> Material:
+def fabric(rng, palette=OTHER_FABRICS, base=None) -> Material:
     a = jitter_color(rng, _pick(rng, palette) if base is None else base)
     return Material(MaterialKind.FABRIC, a, seed=_seed(rng))
 
@@ -133,18 +153,44 @@ def metal(rng, base=None) -> Material:
                     seed=_seed(rng))
 
 
-def panel(rng, *, wooden: bool, base=None, inset=0.06, split=0.0, split_t=0.0) -> Material:
+def panel(rng, *, wooden: bool, base=None, inset=0.06, split=0.0, split_t=0.0, palette=PANEL_PAINTS) -> Material:
     """Door / cabinet / appliance front. split > 0: horizontal groove at local height split_t;
-    split < 0: vertical groove in the middle (double doors)."""
+    split < 0: vertical groove in the middle (double doors). Painted panels from ``palette``."""
     if wooden:
         a = jitter_color(rng, _pick(rng, WOODS) if base is None else base)
     else:
-        a = jitter_color(rng, _pick(rng, FURNITURE_PAINTS) if base is None else base, val=0.06)
+        a = jitter_color(rng, _pick(rng, palette) if base is None else base, val=0.06)
     return Material(MaterialKind.PANEL, a, a * 0.7, np.array([inset, split, split_t, 1.0 if wooden else 0.0]), _seed(rng))
 
 
-def furniture_body(rng, p_wood: float = 0.6) -> Material:
-    return wood(rng) if rng.random() < p_wood else paint(rng)
+def table_top(rng) -> Material:
+    """Tables: mostly furniture wood (shared with desks), now and then a laminate (desks' own, mostly)."""
+    return wood(rng) if rng.random() < 0.9 else paint(rng, DESK_LAMINATES)
+
+
+def desk_top(rng) -> Material:
+    """Desks: furniture wood (shared with tables), or a white laminate."""
+    return wood(rng) if rng.random() < 0.45 else paint(rng, DESK_LAMINATES)
+
+
+def cabinet_front(rng, **kw) -> Material:
+    """Cabinets: white or cream panels and wooden ones (both shared with doors), or a kitchen colour of their own."""
+    u = rng.random()
+    if u < 0.4:
+        return panel(rng, wooden=False, **kw)
+    if u < 0.65:
+        return panel(rng, wooden=True, **kw)
+    return panel(rng, wooden=False, palette=KITCHEN_PAINTS, **kw)
+
+
+def door_leaf(rng, **kw) -> Material:
+    """Doors: white or cream panels and wooden ones (both shared with cabinets), or a dark paint of their own."""
+    u = rng.random()
+    if u < 0.4:
+        return panel(rng, wooden=False, **kw)
+    if u < 0.7:
+        return panel(rng, wooden=True, **kw)
+    return panel(rng, wooden=False, palette=DOOR_PAINTS, **kw)
 
 
 # ------------------------------------------------------------------------------------- builders
@@ -153,7 +199,7 @@ def furniture_body(rng, p_wood: float = 0.6) -> Material:
 def build_table(rng, variant: str) -> SceneObject:
     if variant == "round":
         radius, height = rng.uniform(0.4, 0.6), rng.uniform(0.72, 0.77)
-        mat = furniture_body(rng)
+        mat = table_top(rng)
         parts = [
             cylinder(0, 0, height - 0.04, height, radius, mat),
             cylinder(0, 0, 0.0, height - 0.04 + EMBED_M, rng.uniform(0.04, 0.06), metal(rng) if rng.random() < 0.5 else mat),
@@ -168,7 +214,7 @@ def build_table(rng, variant: str) -> SceneObject:
     (w0, w1), (d0, d1), (h0, h1), raw = sizes[variant]
     w, d, h = rng.uniform(w0, w1), rng.uniform(d0, d1), rng.uniform(h0, h1)
     th = rng.uniform(0.03, 0.05)
-    top_mat = furniture_body(rng)
+    top_mat = table_top(rng)
     leg_mat = top_mat if rng.random() < 0.6 else metal(rng)
     leg = rng.uniform(0.04, 0.07)
     parts = [floor_box(0, 0, (w, d, th), top_mat, z0=h - th)]
@@ -182,13 +228,14 @@ def build_table(rng, variant: str) -> SceneObject:
 def build_desk(rng) -> SceneObject:
     w, d, h = rng.uniform(1.0, 1.6), rng.uniform(0.55, 0.8), rng.uniform(0.72, 0.77)
     th = 0.03
-    wooden = rng.random() < 0.6
-    top_mat = wood(rng) if wooden else paint(rng)
+    top_mat = desk_top(rng)
+    wooden = top_mat.kind == MaterialKind.WOOD
     parts = [floor_box(0, 0, (w, d, th), top_mat, z0=h - th)]
     ped_w = rng.uniform(0.35, 0.45)
     side = rng.choice([-1, 1])
     parts.append(floor_box(side * (w / 2 - ped_w / 2 - 0.01), 0, (ped_w, d - 0.04, h - th + EMBED_M),
-                           panel(rng, wooden=wooden, inset=0.04, split=1.0, split_t=rng.uniform(-0.1, 0.15))))
+                           panel(rng, wooden=wooden, base=top_mat.color_a, inset=0.04, split=1.0,
+                                 split_t=rng.uniform(-0.1, 0.15))))
     parts.append(floor_box(-side * (w / 2 - 0.03), 0, (0.03, d - 0.04, h - th + EMBED_M), top_mat))
     parts.append(floor_box(0, -d / 2 + 0.03, (w - 0.1, 0.02, h * 0.5 + EMBED_M), top_mat, z0=h * 0.5 - th))
     return SceneObject("desk", DESK, parts, (9,), meta={"size": (w, d)})
@@ -197,7 +244,7 @@ def build_desk(rng) -> SceneObject:
 def build_chair(rng, variant: str) -> SceneObject:
     if variant == "office":
         sw, sd, sh = rng.uniform(0.46, 0.52), rng.uniform(0.44, 0.5), rng.uniform(0.44, 0.5)
-        seat = fabric(rng, base=_pick(rng, [rgb(40, 40, 44), rgb(60, 60, 70), rgb(50, 70, 110), rgb(110, 40, 40)]))
+        seat = fabric(rng, CHAIR_FABRICS)
         frame = metal(rng)
         parts = [
             cylinder(0, 0, 0.0, 0.06, rng.uniform(0.27, 0.32), frame),
@@ -209,7 +256,7 @@ def build_chair(rng, variant: str) -> SceneObject:
         return SceneObject("office chair", CHAIR, parts, (10, 2), meta={"size": (0.6, 0.6)})
     if variant == "arm":
         w, d = rng.uniform(0.7, 0.85), rng.uniform(0.7, 0.85)
-        mat = fabric(rng)
+        mat = fabric(rng, ARMCHAIR_FABRICS)
         bt, at = rng.uniform(0.15, 0.2), rng.uniform(0.1, 0.15)
         parts = [
             floor_box(0, 0, (w, d, 0.42), mat),
@@ -219,8 +266,9 @@ def build_chair(rng, variant: str) -> SceneObject:
         ]
         return SceneObject("armchair", CHAIR, parts, (23, 74), meta={"size": (w, d)})
     sw, sd, sh = rng.uniform(0.4, 0.48), rng.uniform(0.4, 0.48), rng.uniform(0.43, 0.48)
-    frame = furniture_body(rng, 0.7)
-    seat = fabric(rng) if rng.random() < 0.5 else frame
+    # dining chairs: dark wood, or painted / plastic in a colour of their own; seats of the frame or a chair fabric
+    frame = wood(rng, WOODS[3]) if rng.random() < 0.25 else paint(rng, CHAIR_PAINTS)
+    seat = fabric(rng, CHAIR_FABRICS + ARMCHAIR_FABRICS) if rng.random() < 0.4 else frame
     leg = 0.035
     parts = [floor_box(0, 0, (sw, sd, 0.04), seat, z0=sh - 0.04)]
     for sx in (-1, 1):
@@ -232,7 +280,7 @@ def build_chair(rng, variant: str) -> SceneObject:
 
 def build_sofa(rng) -> SceneObject:
     w, d = rng.uniform(1.5, 2.4), rng.uniform(0.8, 1.0)
-    mat = fabric(rng)
+    mat = fabric(rng, SOFA_FABRICS)
     cushion = Material(mat.kind, mat.color_a * rng.uniform(0.9, 1.05), seed=_seed(rng))
     bt, at = rng.uniform(0.15, 0.25), rng.uniform(0.12, 0.22)
     base_h = rng.uniform(0.3, 0.36)
@@ -248,15 +296,15 @@ def build_sofa(rng) -> SceneObject:
 
 def build_bed(rng) -> SceneObject:
     w, length = rng.uniform(0.95, 1.8), rng.uniform(1.95, 2.15)
-    frame = furniture_body(rng, 0.7)
+    frame = wood(rng) if rng.random() < 0.7 else paint(rng, PANEL_PAINTS)
     bedding = fabric(rng, BEDDING)
-    blanket = fabric(rng)
+    blanket = fabric(rng, BLANKETS)
     fh, mh = rng.uniform(0.22, 0.3), rng.uniform(0.18, 0.25)
     parts = [
         floor_box(0, 0, (w, length, fh), frame),
         floor_box(0, 0.0, (w - 0.04, length - 0.06, mh + EMBED_M), bedding, z0=fh - EMBED_M, raw_id=1191),
         floor_box(0, -length / 2 + 0.03, (w + 0.04, 0.06, rng.uniform(0.9, 1.1)), frame),
-        floor_box(0, length * 0.15, (w + 0.02, length * 0.6, 0.03 + EMBED_M), blanket, z0=fh + mh - EMBED_M),
+        floor_box(0, length * 0.08, (w + 0.02, length * 0.84, 0.03 + EMBED_M), blanket, z0=fh + mh - EMBED_M),
     ]
     n_pillows = 1 if w < 1.3 else 2
     for k in range(n_pillows):
@@ -276,9 +324,8 @@ def build_cabinet(rng, variant: str) -> SceneObject:
     }
     (w0, w1), (d0, d1), (h0, h1), raw = dims[variant]
     w, d, h = rng.uniform(w0, w1), rng.uniform(d0, d1), rng.uniform(h0, h1)
-    wooden = rng.random() < 0.5
     double = w > 0.75
-    body = panel(rng, wooden=wooden, inset=rng.uniform(0.03, 0.07), split=-1.0 if double else 0.0)
+    body = cabinet_front(rng, inset=rng.uniform(0.03, 0.07), split=-1.0 if double else 0.0)
     z0 = rng.uniform(1.42, 1.5) if variant == "kitchen wall" else 0.0
     parts = [floor_box(0, 0, (w, d, h), body, z0=z0)]
     handle = metal(rng)
@@ -291,7 +338,7 @@ def build_cabinet(rng, variant: str) -> SceneObject:
 def build_bookshelf(rng) -> SceneObject:
     w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.28, 0.4), rng.uniform(1.0, 2.1)
     th = rng.uniform(0.02, 0.03)
-    frame = furniture_body(rng, 0.7)
+    frame = wood(rng) if rng.random() < 0.7 else paint(rng, PANEL_PAINTS)
     parts = [
         floor_box(-w / 2 + th / 2, 0, (th, d, h), frame),
         floor_box(w / 2 - th / 2, 0, (th, d, h), frame),
@@ -318,9 +365,11 @@ def build_refrigerator(rng, mini: bool) -> SceneObject:
         w, d, h = rng.uniform(0.45, 0.55), rng.uniform(0.45, 0.55), rng.uniform(0.8, 0.9)
     else:
         w, d, h = rng.uniform(0.6, 0.85), rng.uniform(0.6, 0.75), rng.uniform(1.6, 1.9)
-    base = _pick(rng, [rgb(238, 238, 236), rgb(236, 238, 242), rgb(185, 187, 190), rgb(60, 60, 64)])
+    base = FRIDGE_FINISHES[int(rng.choice(3, p=FRIDGE_FINISH_SHARES))]
     split_t = -h / 2 + h * rng.uniform(0.55, 0.7) if not mini else 0.0
     body = panel(rng, wooden=False, base=base, inset=0.015, split=0.0 if mini else 1.0, split_t=split_t)
+    if base is FRIDGE_FINISHES[0]:  # brushed steel
+        body = Material(MaterialKind.METAL, body.color_a, body.color_b, body.params, body.seed)
     handle = metal(rng)
     parts = [floor_box(0, 0, (w, d, h), body)]
     parts.append(box((w / 2 - 0.07, d / 2 + 0.02, h * 0.75 if not mini else h * 0.7), (0.025, 0.04, 0.3 if not mini else 0.15), handle))
@@ -333,9 +382,9 @@ def build_refrigerator(rng, mini: bool) -> SceneObject:
 def build_counter(rng, bathroom: bool) -> SceneObject:
     length = rng.uniform(1.0, 1.6) if bathroom else rng.uniform(1.4, 2.6)
     d, h = rng.uniform(0.5, 0.58) if bathroom else rng.uniform(0.58, 0.65), rng.uniform(0.86, 0.92)
-    top = Material(MaterialKind.STONE, jitter_color(rng, _pick(rng, [rgb(70, 70, 74), rgb(205, 198, 186), rgb(232, 232, 230), rgb(150, 120, 100)]), val=0.05),
+    top = Material(MaterialKind.STONE, jitter_color(rng, _pick(rng, [rgb(70, 70, 74), rgb(196, 184, 164), rgb(40, 40, 44), rgb(150, 120, 100)]), val=0.05),
                    _pick(rng, [rgb(30, 30, 30), rgb(245, 245, 245), rgb(120, 110, 100)]), seed=_seed(rng))
-    base = panel(rng, wooden=rng.random() < 0.5, inset=0.05, split=-1.0)
+    base = cabinet_front(rng, inset=0.05, split=-1.0)
     parts = [
         floor_box(0, -0.015, (length, d - 0.03, h - 0.04 + EMBED_M), base),
         floor_box(0, 0, (length, d, 0.04), top, z0=h - 0.04),
@@ -347,7 +396,8 @@ def build_counter(rng, bathroom: bool) -> SceneObject:
 def build_sink(rng, mode: str, height: float = 0.85) -> SceneObject:
     """``mode``: "counter" (basin set into a counter top at ``height``), "pedestal" or "wall"."""
     w, d = rng.uniform(0.45, 0.65), rng.uniform(0.38, 0.46)
-    basin_mat = ceramic(rng) if (mode != "counter" or rng.random() < 0.4) else metal(rng, METALS[2])
+    # counter basins mostly steel, wall and pedestal basins mostly white ceramic (which toilets and tubs share)
+    basin_mat = ceramic(rng) if rng.random() < (0.35 if mode == "counter" else 0.7) else metal(rng, METALS[2])
     steel = metal(rng, METALS[2])
     parts = []
     if mode == "counter":
@@ -381,7 +431,8 @@ def build_toilet(rng) -> SceneObject:
 
 def build_bathtub(rng) -> SceneObject:
     w, d, h = rng.uniform(1.4, 1.75), rng.uniform(0.7, 0.8), rng.uniform(0.5, 0.6)
-    mat = ceramic(rng)
+    mat = ceramic(rng) if rng.random() < 0.25 else Material(
+        MaterialKind.CERAMIC, jitter_color(rng, _pick(rng, BATH_ACRYLICS), hue=0.01, sat=0.1, val=0.03), seed=_seed(rng))
     inner = Material(MaterialKind.CERAMIC, mat.color_a * np.array([0.86, 0.9, 0.94]), seed=_seed(rng))
     parts = [
         floor_box(0, 0, (w, d, h), mat),
@@ -397,7 +448,7 @@ def build_shower_curtain(rng, tub_width: float, tub_depth: float) -> SceneObject
     x = (-tub_width / 2 + cw / 2) if rng.random() < 0.5 else (tub_width / 2 - cw / 2)
     z0, z1 = rng.uniform(0.3, 0.5), rng.uniform(1.85, 2.0)
     mat = Material(MaterialKind.SHOWER_CURTAIN, jitter_color(rng, _pick(rng, PASTELS), val=0.05),
-                   jitter_color(rng, _pick(rng, PASTELS + [rgb(80, 120, 170)])),
+                   jitter_color(rng, _pick(rng, SHOWER_STRIPES)),
                    np.array([rng.uniform(0.1, 0.16), rng.uniform(0.06, 0.15), 0, 0]), _seed(rng))
     y = tub_depth / 2 - 0.05
     parts = [
@@ -405,6 +456,26 @@ def build_shower_curtain(rng, tub_width: float, tub_depth: float) -> SceneObject
         floor_box(0, y, (tub_width, 0.025, 0.025), metal(rng, METALS[2]), z0=z1),
     ]
     return SceneObject("shower curtain", SHOWER_CURTAIN, parts, (55,), meta={"size": (tub_width, 0.05)})
+
+
+def build_shower_stall_curtain(rng) -> SceneObject:
+    """A shower stall's curtain without a bathtub: a curtain on an L-shaped rail that runs out of the wall (object
+    frame: the rail starts on the wall plane y = 0, the curtain hangs along x at the stall's front)."""
+    w, d = rng.uniform(0.8, 1.0), rng.uniform(0.7, 0.8)
+    frac = rng.uniform(0.5, 0.9)
+    cw = w * frac
+    x = (-w / 2 + cw / 2) if rng.random() < 0.5 else (w / 2 - cw / 2)
+    z0, z1 = rng.uniform(0.05, 0.2), rng.uniform(1.85, 2.0)
+    mat = Material(MaterialKind.SHOWER_CURTAIN, jitter_color(rng, _pick(rng, PASTELS), val=0.05),
+                   jitter_color(rng, _pick(rng, SHOWER_STRIPES)),
+                   np.array([rng.uniform(0.1, 0.16), rng.uniform(0.06, 0.15), 0, 0]), _seed(rng))
+    rail = metal(rng, METALS[2])
+    parts = [
+        floor_box(x, d - 0.02, (cw, 0.02, z1 - z0), mat, z0=z0),
+        floor_box(0, d - 0.02, (w, 0.025, 0.025), rail, z0=z1),
+        floor_box(-w / 2, d / 2 - 0.01 - EMBED_M / 2, (0.025, d - 0.02 + EMBED_M, 0.025), rail, z0=z1),
+    ]
+    return SceneObject("shower curtain", SHOWER_CURTAIN, parts, (55,), meta={"size": (w, d)})
 
 
 # Wall-mounted objects: object frame on the wall plane (y = 0), heights absolute.
@@ -422,7 +493,7 @@ def build_window(rng, room_height: float) -> SceneObject:
 
 def build_curtain(rng, width: float, z0: float, z1: float, offset: float) -> SceneObject:
     """One panel, centred at x = 0, hanging ``offset`` metres in front of the wall."""
-    mat = Material(MaterialKind.CURTAIN, jitter_color(rng, _pick(rng, FABRICS + BEDDING)),
+    mat = Material(MaterialKind.CURTAIN, jitter_color(rng, _pick(rng, CURTAIN_FABRICS)),
                    params=np.array([rng.uniform(0.08, 0.15), 0, 0, 0]), seed=_seed(rng))
     parts = [box((0, offset, (z0 + z1) / 2), (width, 0.05, z1 - z0), mat)]
     return SceneObject("curtain", CURTAIN, parts, (21,), meta={"size": (width, 0.05)})
@@ -442,8 +513,8 @@ def build_picture(rng) -> SceneObject:
 def build_door(rng, room_height: float) -> SceneObject:
     w = rng.uniform(0.8, 0.95)
     h = min(rng.uniform(2.0, 2.1), room_height - 0.25)
-    wooden = rng.random() < 0.5
-    leaf = panel(rng, wooden=wooden, inset=rng.uniform(0.08, 0.14))
+    leaf = door_leaf(rng, inset=rng.uniform(0.08, 0.14))
+    wooden = bool(leaf.params[3])
     frame_mat = paint(rng, WHITES) if not wooden or rng.random() < 0.5 else wood(rng, leaf.color_a)
     jamb = 0.06
     parts = [

@@ -39,7 +39,7 @@ from jointwsss.synth.layout import SCENE_TYPES, SceneLayout, generate_layout, sc
 from jointwsss.synth.mesh import SceneMesh, build_mesh
 from jointwsss.synth.raycast import NUM_ROOM_FACES, SurfaceSet, points_inside
 from jointwsss.synth.render import CameraRig, render_color_and_labels, render_depth
-from jointwsss.synth.trajectory import camera_walk
+from jointwsss.synth.trajectory import camera_tour
 
 LABEL_TSV_NAME = "scannetv2-labels.combined.tsv"
 SENSOR_NAME = "StructureSensor"
@@ -202,10 +202,35 @@ def scene_meta_text(layout: SceneLayout, rig: CameraRig, axis_alignment: np.ndar
         "my_depth": f"{kd[1, 2]:.6f}",
         "numColorFrames": num_frames,
         "numDepthFrames": num_frames,
-        "numIMUmeasurements": 0,  # the synthetic .sens carries no IMU records
+        "numIMUmeasurements": num_frames,  # one IMU record per frame in the .sens trailer (imu_records)
         "sceneType": SCENE_TYPES[layout.theme],
     }
     return "".join(f"{k} = {v}\n" for k, v in values.items())
+
+
+def imu_records(poses_world: np.ndarray) -> list[dict]:
+    """One IMU record per frame, as an iPad's motion sensors would report it along the camera path
+    ``poses_world`` (F, 4, 4) camera_to_world: the rotation rate (rad/s, from successive poses at FRAME_RATE_HZ), the
+    acceleration and gravity in the device frame (units of g: at rest the accelerometer reads gravity), a
+    magnetic field (microtesla, a fixed field of the world in the device frame), the attitude (roll, pitch, yaw in
+    radians of the camera axes) and the frames' timestamps (microseconds)."""
+    records = []
+    field_world = np.array([20.0, 0.0, -40.0])
+    for k, pose in enumerate(poses_world):
+        rot = pose[:3, :3]
+        nxt = poses_world[min(k + 1, len(poses_world) - 1)][:3, :3]
+        delta = rot.T @ nxt  # rotation from this frame to the next, in the device frame
+        angle = np.arccos(np.clip((np.trace(delta) - 1.0) / 2.0, -1.0, 1.0))
+        axis = np.array([delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]])
+        norm = np.linalg.norm(axis)
+        rate = axis / norm * angle * FRAME_RATE_HZ if norm > 1e-12 else np.zeros(3)
+        gravity = rot.T @ np.array([0.0, 0.0, -1.0])
+        roll, pitch, yaw = (np.arctan2(rot[2, 1], rot[2, 2]), np.arcsin(np.clip(-rot[2, 0], -1.0, 1.0)),
+                            np.arctan2(rot[1, 0], rot[0, 0]))
+        records.append({"rotation_rate": rate, "acceleration": gravity, "magnetic_field": rot.T @ field_world,
+                        "attitude": np.array([roll, pitch, yaw]), "gravity": gravity,
+                        "timestamp": int(round(k * 1e6 / FRAME_RATE_HZ))})
+    return records
 
 
 def _transform_points(m: np.ndarray, xyz: np.ndarray) -> np.ndarray:
@@ -222,7 +247,7 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
     surfaces = layout.surfaces()
     rng = scene_rng(cfg.seed, scene_id, "capture")
     rig = camera_rig(cfg, rng)
-    poses_room = camera_walk(layout.room_size, cfg.frames_per_scene, rng)
+    poses_room = camera_tour(layout, surfaces, rig.intrinsic_color, rig.color_size, cfg.frames_per_scene, rng)
     _check_camera_clearance(surfaces, poses_room, scene_id)
     to_world = world_from_room(layout.room_size, rng)
     invalid = set(_invalid_pose_frames(cfg, rng).tolist())
@@ -254,6 +279,8 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
     label_images = []
     classes_per_frame = []
     with SensWriter(scene_dir / names["sens"], header) as writer:
+        for record in imu_records(np.einsum("ij,fjk->fik", to_world, poses_room)):
+            writer.add_imu(**record)
         for k, pose in enumerate(poses_room):
             color, labels = render_color_and_labels(surfaces, rig, pose, frame_rng)
             depth = render_depth(surfaces, rig, pose, frame_rng, DEPTH_SHIFT)

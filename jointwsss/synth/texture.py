@@ -206,7 +206,7 @@ def _picture_color(fp: FacePoints, mat: Material) -> np.ndarray:
     p, a, b, prm = fp.p, mat.color_a, mat.color_b, mat.params
     inner = (fp.axis == 1) & (fp.border > prm[0])
     art = np.stack([fbm(p * 3.5, mat.seed + c * 101) for c in range(3)], axis=1)
-    art = np.clip(a[None, :] + 0.9 * (art - 0.5), 0.0, 1.0)
+    art = np.clip(a[None, :] + 1.5 * (art - 0.5), 0.0, 1.0)
     return np.where(inner[:, None], art, b[None, :])
 
 
@@ -262,7 +262,7 @@ def _curtain_color(fp: FacePoints, mat: Material) -> np.ndarray:
     fold = 0.8 + 0.2 * (0.5 + 0.5 * np.sin(2 * np.pi * fp.s / prm[0]))
     base = mat.color_a[None, :] * (0.94 + 0.1 * value_noise(fp.p * 10.0, mat.seed))[:, None]
     if mat.kind == MaterialKind.SHOWER_CURTAIN:
-        stripes = np.sin(2 * np.pi * fp.s / prm[1]) > 0.3
+        stripes = np.sin(2 * np.pi * fp.s / prm[1]) > 0.0
         base = np.where(stripes[:, None], mat.color_b[None, :], base)
     return base * fold[:, None]
 

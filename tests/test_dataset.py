@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from jointwsss.data.dataset import JointDataset, collate_joint
@@ -140,8 +141,11 @@ def test_dataset_items_and_collation(tiny_cache):
     assert len(a["views"]) == 2 and a["views"][0]["frame"] != a["views"][1]["frame"]
     for v in a["views"]:
         assert len(v["point_idx"]) <= 64 and int(v["point_idx"].max()) < 512
-    batch = collate_joint([a, ds[1]])
-    nv = [len(v["point_idx"]) for s in (a, ds[1]) for v in s["views"]]
+    # the first group of the other scene (a scene's last group holds fewer views where K does not divide them)
+    other = ds[ds.items.index(("scene0001_00", 0))]
+    assert len(other["views"]) == 2
+    batch = collate_joint([a, other])
+    nv = [len(v["point_idx"]) for s in (a, other) for v in s["views"]]
     assert batch["images"].shape[0] == 4 and batch["cloud_of_view"].tolist() == [0, 0, 1, 1]
     assert batch["point_idx"].shape == (4, max(nv)) and batch["mask"].sum(dim=1).tolist() == nv
     assert batch["image_size"] == (batch["images"].shape[-1], batch["images"].shape[-2])
@@ -206,25 +210,39 @@ def test_the_pixel_under_every_uv_of_a_real_item_is_its_points_pixel(tiny_cache)
             np.testing.assert_allclose(shown, expected, atol=1.6)
             assert len(set(original_points)) == n              # the cap draws distinct pairs
             flipped_or_cropped += not np.allclose(batch["uv"][v, :n].numpy(), expected)
+        # the rest of the batch is the items' own, stacked in order
+        for key in ("xyz", "features", "scene_labels"):
+            assert torch.equal(batch[key], torch.stack([it[key] for it in items])), key
+        assert torch.equal(batch["image_labels"], torch.stack([v["image_labels"] for it in items for v in it["views"]]))
+        assert batch["scenes"] == [scene] * len(items) and batch["image_size"] == (56, 40)
     assert capped > 0 and flipped_or_cropped > 0   # the cap and the geometric augmentation were both exercised
 
 
-def test_without_images_or_cap_an_item_keeps_exactly_the_pairs_of_its_sampled_points(tiny_cache):
+@pytest.mark.parametrize("extra_points", [None, 10])
+def test_without_images_or_cap_an_item_keeps_exactly_the_pairs_of_its_sampled_points(tiny_cache, extra_points):
     """No image network (no crop) and a cap above every view's pairs: each view's pairs are exactly the stored pairs
-    of the frame whose point survived subsampling, each point once, in the store's (ascending) order."""
+    of the frame whose point survived subsampling, each point once, in the store's order. 1500 points drop some pairs;
+    every point plus 10 repeats keeps them all, with the repeated points' first copies.
+
+    The scene's points are renumbered (rolled) so that a visible point is number 0: the subsampled cloud's first
+    point then has pairs too."""
     import dataclasses
 
     settings = tiny_settings(tiny_cache, "cls3d")
-    settings["points"]["num"] = 1500
     settings["joint"].update(views_per_sample=4, max_points_per_view=10**6)
     scene = "scene0000_00"
+    corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
+    offsets, store_idx, store_uv = corr["offsets"][...], corr["point_idx"][...], corr["uv"][...]
+    first_visible = int(store_idx.min())
+    num_all = open_store(tiny_cache / "points" / f"{scene}.zarr", "points")["xyz"].shape[0]
+    settings["points"]["num"] = 1500 if extra_points is None else num_all + extra_points
     ds = JointDataset(dataclasses.replace(data_config(settings, [scene], train=True), point_labels=True))
     sc = ds.scene(scene)
-    assert len(sc.xyz) > 1500                              # subsampling drops points, so some pairs must go
-    sc._point_labels = np.arange(len(sc.xyz))
-    corr = open_store(tiny_cache / "corr" / f"{scene}.zarr", "corr")
-    offsets, store_idx = corr["offsets"][...], corr["point_idx"][...]
-    dropped = 0
+    sc.xyz, sc.rgb = np.roll(sc.xyz, -first_visible, axis=0), np.roll(sc.rgb, -first_visible, axis=0)
+    store_idx = ((store_idx.astype(np.int64) - first_visible) % num_all).astype(np.int32)
+    sc._pairs = (store_idx, store_uv)
+    sc._point_labels = np.arange(num_all)
+    dropped, first_point_seen = 0, False
     for i in range(len(ds)):
         item = ds[i]
         sampled = set(item["point_labels"].tolist())
@@ -236,4 +254,6 @@ def test_without_images_or_cap_an_item_keeps_exactly_the_pairs_of_its_sampled_po
             assert got == expected
             assert len(view["uv"]) == len(got)
             dropped += len(stored) - len(expected)
-    assert dropped > 0
+            first_point_seen |= 0 in got
+    assert first_point_seen or extra_points is None   # with every point sampled, point 0 is the first
+    assert (dropped > 0) is (extra_points is None)

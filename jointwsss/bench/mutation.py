@@ -192,6 +192,23 @@ class _PytestPlugin:
             self.report.write_text(report.nodeid)
 
 
+def _project_modules() -> list[str]:
+    """Names in ``sys.modules`` of modules not from the interpreter's libraries: the checkout's ``jointwsss`` (an
+    editable install) and any test modules and conftest a surrounding pytest session imported."""
+    libraries = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    names = []
+    for name, module in list(sys.modules.items()):
+        if name == "__main__":
+            continue
+        if name == "jointwsss" or name.startswith("jointwsss.") or name == "conftest" or name.startswith("test_"):
+            names.append(name)
+            continue
+        file = getattr(module, "__file__", None)
+        if file and not os.path.realpath(file).startswith(libraries):
+            names.append(name)
+    return names
+
+
 def _run_in_child(tree: Path, tests: list[str], tiny_cache: Path | None, work: Path, timeout: float) -> tuple[str, str]:
     """Run pytest on ``tests`` in a forked child inside ``tree``: ("passed" | "failed" | "timeout", failing test)."""
     report = work / "failed_test"
@@ -205,8 +222,10 @@ def _run_in_child(tree: Path, tests: list[str], tiny_cache: Path | None, work: P
             os.dup2(fd, 2)
             os.chdir(tree)
             sys.path.insert(0, str(tree))
-            # the driver is itself part of a jointwsss (the checkout's): forget it, so the tests import the snapshot's
-            for name in [m for m in sys.modules if m == "jointwsss" or m.startswith("jointwsss.")]:
+            # the driver may run inside a pytest session of the checkout, which has imported the checkout's
+            # jointwsss, its conftest and test modules of the same names as the snapshot's: forget all of them, so
+            # the tests import the snapshot's (pytest refuses a test file whose module name is already another's)
+            for name in _project_modules():
                 del sys.modules[name]
             sys.dont_write_bytecode = True
             import pytest

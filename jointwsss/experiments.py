@@ -138,8 +138,17 @@ def _common_settings(config: dict) -> dict:
         "points": config["points"],
         "joint": config["joint"],
         "augment": config["augment"],
-        "train": result_settings(config["train"]),
+        "train": _train_settings(config["train"]),
     }
+
+
+def _train_settings(train: dict) -> dict:
+    """The train section's result settings; ``max_steps`` only where a limit is set, so the settings (and resume
+    hashes) of runs without one stay as they were before the key existed."""
+    settings = result_settings(train)
+    if settings.get("max_steps") is None:
+        settings.pop("max_steps", None)
+    return settings
 
 
 def experiment_settings(config: dict, name: str) -> dict:

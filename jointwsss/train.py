@@ -393,8 +393,9 @@ def epochs_to_run(start_epoch: int, epochs: int, stop_after_epoch: int | None) -
 
 
 def train_epoch(epoch: int, nets: dict, batches: Batches, task: TrainingTask, opt: Optimisation, rt: Runtime,
-                ckpt_path: Path, desc: str) -> tuple[dict[str, float], int, float]:
-    """One pass over this rank's items: (mean of each loss term over the steps and ranks, steps, seconds)."""
+                ckpt_path: Path, desc: str, max_steps: int | None = None) -> tuple[dict[str, float], int, float]:
+    """One pass over this rank's items, or its first ``max_steps`` batches: (mean of each loss term over the steps
+    and ranks, steps, seconds). The learning rate schedule steps at its end either way."""
     task.dataset.set_epoch(epoch)
     batches.sampler.set_epoch(epoch)
     for net in nets.values():
@@ -408,6 +409,8 @@ def train_epoch(epoch: int, nets: dict, batches: Batches, task: TrainingTask, op
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         steps += 1
+        if max_steps is not None and steps >= max_steps:
+            break
     opt.scheduler.step()
     seconds = time.perf_counter() - t0
     return _mean_over_ranks({k: v / steps for k, v in sums.items()}, rt), steps, seconds
@@ -467,11 +470,26 @@ class RunLog:
             self.writer.close()
 
 
-def epoch_metrics(epoch: int, means: dict[str, float], lrs: dict[str, float], seconds: float, samples: int) -> dict:
+def epoch_metrics(epoch: int, means: dict[str, float], lrs: dict[str, float], seconds: float, samples: int, *,
+                  steps: int, cuda_memory_bytes: int | None = None) -> dict:
     """The line of ``metrics.jsonl`` of 0-based ``epoch``: mean loss terms, learning rates, wall time and
-    throughput (``samples`` items over all ranks in ``seconds``)."""
+    throughput (``samples`` items over all ranks in ``seconds``), the run's optimiser steps so far, and on CUDA this
+    rank's peak of allocated GPU memory so far (``torch.cuda.max_memory_allocated``; None elsewhere)."""
     return {"epoch": epoch + 1, "loss": means, "lr": lrs, "seconds": round(seconds, 2),
-            "samples_per_second": round(samples / seconds, 2)}
+            "samples_per_second": round(samples / seconds, 2), "steps": steps,
+            "max_cuda_memory_allocated_bytes": cuda_memory_bytes}
+
+
+def cuda_memory_peak_bytes(device: torch.device) -> int | None:
+    """This process's peak of allocated memory on ``device`` since it started, if it is a GPU; else None."""
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+
+
+def steps_done_before(start_epoch: int, steps_per_epoch: int, max_steps: int | None) -> int:
+    """Optimiser steps a run resumed at 0-based ``start_epoch`` has taken: every finished epoch is a full one, except
+    the epoch where ``max_steps`` stopped it, which ended the run -- so the count is capped at the limit."""
+    done = start_epoch * steps_per_epoch
+    return done if max_steps is None else min(done, max_steps)
 
 
 def checkpoint_payload(epoch: int, digest: str, settings: dict, nets: dict, opt: Optimisation, rng_states: list,
@@ -496,6 +514,14 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     ``tb/`` (TensorBoard events), ``config.json`` (the resolved settings) and, when the last epoch is
     done, ``model.pt`` (weights only). ``stop_after_epoch`` ends early (tests, time-boxed runs)
     without writing ``model.pt`` (see ``epochs_to_run``). Returns the last epoch's metrics.
+
+    ``train.max_steps`` (None: no limit) ends the run after that many optimiser steps in total, counted across
+    epochs and resumes, in the middle of an epoch if need be: that epoch's checkpoint, metrics line and
+    ``model.pt`` are written as at the end of the last epoch, and the log says the run stopped at the step limit.
+    It is a result setting, deliberately: a limit changes the weights (fewer steps, a cut epoch), so it is not
+    one of ``experiments.NON_RESULT_KEYS``, enters the resume hash (``settings_hash``) and the rule's params,
+    and a run of another limit starts from scratch. Where no limit is set the settings carry no ``max_steps``
+    (``experiments.experiment_settings``), so their hashes are those of runs from before the key existed.
     """
     run_dir = Path(run_dir)
     rt = setup_runtime(settings)
@@ -511,16 +537,30 @@ def train(settings: dict, run_dir: Path, *, stop_after_epoch: int | None = None)
     nets = distribute(nets, rt)
     run_log = RunLog(run_dir, settings, enabled=rt.dist.is_main)
     epochs, ends_run = epochs_to_run(start_epoch, settings["train"]["epochs"], stop_after_epoch)
+    max_steps = settings["train"].get("max_steps")
+    steps_done = steps_done_before(start_epoch, len(batches.loader), max_steps)
     last_metrics: dict = {}
     for epoch in epochs:
+        if max_steps is not None and steps_done >= max_steps:
+            ends_run = True  # a resumed run that had reached its step limit: nothing left to train
+            break
         desc = f"{settings['experiment']} epoch {epoch + 1}/{settings['train']['epochs']}"
-        means, steps, seconds = train_epoch(epoch, nets, batches, task, opt, rt, ckpt_path, desc)
+        means, steps, seconds = train_epoch(epoch, nets, batches, task, opt, rt, ckpt_path, desc,
+                                            None if max_steps is None else max_steps - steps_done)
+        steps_done += steps
         lrs = dict(zip(nets, opt.scheduler.get_last_lr()))  # one parameter group per network, in the same order
-        last_metrics = epoch_metrics(epoch, means, lrs, seconds, steps * batches.per_rank_batch * rt.dist.world_size)
+        last_metrics = epoch_metrics(epoch, means, lrs, seconds, steps * batches.per_rank_batch * rt.dist.world_size,
+                                     steps=steps_done, cuda_memory_bytes=cuda_memory_peak_bytes(rt.device))
         rng_states = rng_states_of_ranks(rt)
         if rt.dist.is_main:
             save_checkpoint(ckpt_path, checkpoint_payload(epoch, digest, settings, nets, opt, rng_states, last_metrics))
         run_log.epoch(last_metrics)
+        if max_steps is not None and steps_done >= max_steps:
+            ends_run = True
+            if rt.dist.is_main:
+                log.info("train %s: stopped at the step limit, train.max_steps %d, in epoch %d/%d",
+                         settings["experiment"], max_steps, epoch + 1, settings["train"]["epochs"])
+            break
     if ends_run and rt.dist.is_main:
         save_final_model(run_dir / FINAL_MODEL, digest, settings, nets)
     run_log.close()

@@ -54,6 +54,11 @@ def _add_synth(sub) -> None:
     s.add_argument("--settings", default="{}",
                    help="settings of the config's synth section as JSON (the Snakefile passes them), or @file.json; "
                         "omitted keys take the schema's defaults, so the pipeline's default dataset is the default")
+    s.add_argument("--real-size", action="store_true",
+                   help="ScanNet's real sizes: colour, depth, frames per stream, mesh density (synth.real_size)")
+    s.add_argument("--rendered-frame-step", type=int, default=None, metavar="N",
+                   help="render every N-th frame, the others repeat it (synth.rendered_frame_step; e.g. 100 for "
+                        "frames.skip 100)")
     s.set_defaults(func=_run_synth_scannet)
     d = kinds.add_parser("s3dis", help="synthetic S3DIS rooms + Stanford 2D-3D-S frames of one area (official layouts)")
     d.add_argument("--out", type=Path, required=True,
@@ -82,7 +87,12 @@ def _run_synth_s3dis(args) -> int:
 def _run_synth_scannet(args) -> int:
     from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids, synthesize_scannet, synthesize_scene, write_metadata
 
-    cfg = SynthScanNetConfig.from_settings(_read_settings(args.settings))
+    settings = _read_settings(args.settings)
+    if args.real_size:
+        settings["real_size"] = True
+    if args.rendered_frame_step is not None:
+        settings["rendered_frame_step"] = args.rendered_frame_step
+    cfg = SynthScanNetConfig.from_settings(settings)
     if args.meta_only:
         write_metadata(args.out, cfg)
         log.info("synth scannet: wrote label tsv and split lists to %s", args.out)

@@ -149,6 +149,10 @@ def check_config(config: dict, *, source: str = "config") -> list[str]:
     if config["experiment"] not in config["experiments"]:
         problems.append(f"experiment: '{config['experiment']}' is not one of the keys of experiments: "
                         f"{', '.join(config['experiments'])}")
+    step = config["synth"]["rendered_frame_step"]
+    if dataset["source"] == "synthetic" and config["frames"]["skip"] % step:
+        problems.append(f"frames.skip {config['frames']['skip']} is not a multiple of synth.rendered_frame_step {step}: "
+                        "the frames it reads would repeat rendered ones -- make frames.skip a multiple of it")
     problems += _s3dis_problems(config)
     weights = config["model"]["image"]["weights"]
     if weights and not Path(weights).is_file():

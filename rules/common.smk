@@ -20,7 +20,13 @@ from jointwsss.experiments import (
     uses_point_network,
 )
 from jointwsss.io.layout import STORE_KINDS, index_path, store_path
-from jointwsss.synth.scannet import COUNT_KEYS, SCENE_KEYS, SynthScanNetConfig, scene_ids as synth_scene_ids
+from jointwsss.synth.scannet import (
+    COUNT_KEYS,
+    SCENE_KEYS,
+    SynthScanNetConfig,
+    scene_ids as synth_scene_ids,
+    scene_settings as synth_scene_settings,
+)
 
 # Every check of the configuration, in one place (the schema, then what one key cannot say alone).
 for warning in check_config(config):
@@ -41,7 +47,7 @@ IMPORTED_IMAGE_WEIGHTS = imported_weights_path(config)
 
 def synth_settings(keys):
     """The synth section's ``keys`` as the JSON `jointwsss synth scannet --settings` takes (rules/data.smk)."""
-    return json.dumps({key: config["synth"][key] for key in keys}, sort_keys=True)
+    return json.dumps(synth_scene_settings(config["synth"], keys), sort_keys=True)
 
 
 def synth_config():

@@ -34,7 +34,7 @@ from jointwsss.geometry.camera import intrinsic_matrix, scale_intrinsic
 from jointwsss.io.atomic import atomic_path
 from jointwsss.io.ply import write_label_ply, write_mesh_ply
 from jointwsss.io.scannet_labels import resource_path, write_label_zip, write_split
-from jointwsss.io.sens import SensHeader, SensWriter, encode_color
+from jointwsss.io.sens import SensHeader, SensWriter, encode_color, encode_depth
 from jointwsss.synth.layout import SCENE_TYPES, SceneLayout, generate_layout, scene_rng
 from jointwsss.synth.mesh import SceneMesh, build_mesh
 from jointwsss.synth.raycast import NUM_ROOM_FACES, SurfaceSet, points_inside
@@ -48,6 +48,11 @@ FRAME_RATE_HZ = 30.0
 # Real ScanNet calibration (colour at 1296x968, depth at 640x480), scaled to the configured sizes.
 REAL_COLOR_SIZE, REAL_COLOR_K = (1296, 968), (1170.187988, 1170.187988, 647.75, 483.75)
 REAL_DEPTH_SIZE, REAL_DEPTH_K = (640, 480), (577.590698, 577.590698, 318.905426, 242.683609)
+#: ScanNet's real sizes (``synth.real_size``), which replace these keys of the synth section: the colour and depth
+#: sizes of the calibration above, a stream of ~1,500 frames (ScanNetV2's 1,513 scans hold ~2.5 M frames) and a
+#: mesh at the vertex density of ``_vh_clean_2.ply`` (2-3 cm spacing; 100-200k vertices a room here).
+REAL_SIZE = {"color_size": REAL_COLOR_SIZE, "depth_size": REAL_DEPTH_SIZE, "frames_per_scene": 1500,
+             "mesh_vertex_spacing_m": 0.03}
 # Minimum distance (metres) between a camera centre and any primitive.
 CAMERA_CLEARANCE_M = 0.05
 
@@ -57,7 +62,10 @@ CAMERA_CLEARANCE_M = 0.05
 _DEFAULTS = schema_defaults("synth")
 #: Keys of the synth section that shape every scene; the scene counts only decide which scenes exist.
 SCENE_KEYS = ("seed", "frames_per_scene", "color_size", "depth_size", "invalid_pose_fraction", "mesh_vertex_spacing_m",
-              "jpeg_quality")
+              "jpeg_quality", "real_size", "rendered_frame_step")
+#: Scene keys added after datasets were made with the others: passed to a scene's job only where they differ from
+#: their default (:func:`scene_settings`), so the jobs of a dataset without them keep their params (no rerun).
+LATER_SCENE_KEYS = ("real_size", "rendered_frame_step")
 #: Keys that decide which scenes exist (the split lists); num_pretrain_scenes (not in the synth section) is 0 if not given.
 COUNT_KEYS = ("num_train_scenes", "num_val_scenes", "num_test_scenes")
 
@@ -80,6 +88,10 @@ class SynthScanNetConfig:
     invalid_pose_fraction: float = _DEFAULTS["invalid_pose_fraction"]
     mesh_vertex_spacing_m: float = _DEFAULTS["mesh_vertex_spacing_m"]
     jpeg_quality: int = _DEFAULTS["jpeg_quality"]
+    # ScanNet's real sizes (REAL_SIZE) in place of color_size, depth_size, frames_per_scene, mesh_vertex_spacing_m.
+    real_size: bool = _DEFAULTS["real_size"]
+    # Render every n-th frame; the frames between repeat the last rendered one (see synthesize_scene).
+    rendered_frame_step: int = _DEFAULTS["rendered_frame_step"]
 
     @classmethod
     def from_settings(cls, settings: dict) -> SynthScanNetConfig:
@@ -91,6 +103,9 @@ class SynthScanNetConfig:
         return cls(**settings)
 
     def __post_init__(self) -> None:
+        if self.real_size:
+            for key, value in REAL_SIZE.items():
+                setattr(self, key, value)
         self.color_size = tuple(int(v) for v in self.color_size)
         self.depth_size = tuple(int(v) for v in self.depth_size)
         for name in ("num_train_scenes", "num_val_scenes", "num_test_scenes", "num_pretrain_scenes"):
@@ -106,6 +121,14 @@ class SynthScanNetConfig:
             raise ValueError(f"mesh_vertex_spacing_m must lie in [0.005, 0.5] metres, got {self.mesh_vertex_spacing_m}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
+        if self.rendered_frame_step < 1:
+            raise ValueError(f"rendered_frame_step must be >= 1, got {self.rendered_frame_step}")
+
+
+def scene_settings(synth: dict, keys: tuple[str, ...]) -> dict:
+    """The ``keys`` of a config's synth section as a scene job's settings (``jointwsss synth scannet --settings``),
+    without the :data:`LATER_SCENE_KEYS` that hold their default."""
+    return {key: synth[key] for key in keys if key not in LATER_SCENE_KEYS or synth[key] != _DEFAULTS[key]}
 
 
 def scene_ids(cfg: SynthScanNetConfig) -> dict[str, list[str]]:
@@ -237,8 +260,19 @@ def _transform_points(m: np.ndarray, xyz: np.ndarray) -> np.ndarray:
     return xyz @ m[:3, :3].T + m[:3, 3]
 
 
+def rendered_frame(frame: int, step: int) -> int:
+    """The rendered frame whose payload, pose and label frame ``frame`` repeats: the last multiple of ``step``."""
+    return frame - frame % step
+
+
 def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *, with_labels: bool = True) -> dict:
-    """Write one scene's raw files into ``scene_dir``; returns a summary (sizes, classes, timing)."""
+    """Write one scene's raw files into ``scene_dir``; returns a summary (sizes, classes, timing).
+
+    Only the frames at multiples of ``cfg.rendered_frame_step`` are rendered (the frames a ``frames.skip`` of that
+    step, or a multiple of it, reads). Every other frame repeats the last rendered one as a camera that holds still:
+    the same compressed colour and depth bytes, its pose (or -inf where tracking is lost) and its label image. So the
+    ``.sens`` holds ``frames_per_scene`` frames of the real byte size at a fraction of the rendering, and every frame
+    is consistent in itself; the IMU records follow the held camera."""
     t0 = time.perf_counter()
     scene_dir = Path(scene_dir)
     scene_dir.mkdir(parents=True, exist_ok=True)
@@ -249,6 +283,8 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
     rig = camera_rig(cfg, rng)
     poses_room = camera_tour(layout, surfaces, rig.intrinsic_color, rig.color_size, cfg.frames_per_scene, rng)
     _check_camera_clearance(surfaces, poses_room, scene_id)
+    held = [rendered_frame(k, cfg.rendered_frame_step) for k in range(cfg.frames_per_scene)]
+    poses_room = poses_room[held]  # the camera holds still between rendered frames
     to_world = world_from_room(layout.room_size, rng)
     invalid = set(_invalid_pose_frames(cfg, rng).tolist())
 
@@ -282,16 +318,20 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
         for record in imu_records(np.einsum("ij,fjk->fik", to_world, poses_room)):
             writer.add_imu(**record)
         for k, pose in enumerate(poses_room):
-            color, labels = render_color_and_labels(surfaces, rig, pose, frame_rng)
-            depth = render_depth(surfaces, rig, pose, frame_rng, DEPTH_SHIFT)
+            if held[k] == k:
+                color, labels = render_color_and_labels(surfaces, rig, pose, frame_rng)
+                depth = render_depth(surfaces, rig, pose, frame_rng, DEPTH_SHIFT)
+                color_bytes = encode_color(color, "jpeg", cfg.jpeg_quality)
+                depth_bytes = encode_depth(depth, header.depth_compression)
+                seen = np.unique(labels)
+                num_classes = len(set(surfaces.nyu40[np.isin(surfaces.raw_id, seen[seen > 0])].tolist()) - {22})
             stored_pose = np.full((4, 4), -np.inf) if k in invalid else to_world @ pose
             timestamp = int(round(k * 1e6 / FRAME_RATE_HZ))
-            writer.add_frame(stored_pose, color_bytes=encode_color(color, "jpeg", cfg.jpeg_quality), depth=depth,
+            writer.add_frame(stored_pose, color_bytes=color_bytes, depth_bytes=depth_bytes,
                              timestamp_color=timestamp, timestamp_depth=timestamp)
             if with_labels:
                 label_images.append(labels)
-            seen = np.unique(labels)
-            classes_per_frame.append(len(set(surfaces.nyu40[np.isin(surfaces.raw_id, seen[seen > 0])].tolist()) - {22}))
+            classes_per_frame.append(num_classes)
         if with_labels:
             # Written before the .sens is moved into place, so the .sens stays the last file.
             write_label_zip(scene_dir / names["label_zip"], enumerate(label_images))
@@ -302,6 +342,9 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
         "num_vertices": int(len(mesh.xyz)),
         "num_faces": int(len(mesh.faces)),
         "num_frames": cfg.frames_per_scene,
+        "num_rendered_frames": len(set(held)),
+        "color_size": list(cfg.color_size),
+        "depth_size": list(cfg.depth_size),
         "invalid_pose_frames": sorted(invalid),
         "classes_nyu40": sorted(int(c) for c in np.unique(vertex_nyu40) if c != 22),
         "mean_classes_per_frame": float(np.mean(classes_per_frame)),

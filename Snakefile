@@ -1,7 +1,8 @@
 # jointwsss: joint 2D-3D weakly supervised semantic segmentation as a Snakemake DAG.
 # Targets: data (raw scans: synthesized, downloaded or local), preprocess (Zarr caches + split indexes),
 # train (the configured experiment; `--config experiment=cls3d` for another), eval, ablation,
-# report_assets (default; then `snakemake --report report.html`), bench, mutation (mutation testing, docs/mutation.md).
+# report_assets (default; then `snakemake --report report.html`), bench, mutation (mutation testing, docs/mutation.md),
+# rehearsal (the paper's setup at ScanNet's real sizes and what the real run costs, docs/benchmarks.md).
 # Every rule is a thin wrapper around a `jointwsss` subcommand; see README.md.
 
 from pathlib import Path
@@ -26,6 +27,7 @@ include: "rules/diagnose.smk"
 include: "rules/s3dis.smk"
 include: "rules/bench.smk"
 include: "rules/mutation.smk"
+include: "rules/rehearsal.smk"
 include: "rules/report.smk"
 
 

@@ -718,6 +718,17 @@ def _add_bench(sub) -> None:
     pn.add_argument("--width", choices=("small", "full"), default="small")
     pn.add_argument("--radii", type=float, nargs=4, default=None, metavar="M", help="the configured radii, in metres")
     pn.set_defaults(func=_run_bench_pointnet)
+    co = kinds.add_parser("cost", help="the rehearsal's cost report and the real job's projected hours (rule rehearsal_cost)")
+    co.add_argument("--workdir", type=Path, required=True, help="the rehearsal's folder (its data/, runs/, logs/)")
+    co.add_argument("--configfile", type=Path, nargs="+", required=True,
+                    help="the rehearsal's config files, merged in order (config.yaml paper.yaml rehearsal.yaml)")
+    co.add_argument("--schedule-configfile", type=Path, nargs="+", required=True,
+                    help="the real job's config files (config.yaml paper.yaml): its epochs, batch size and GPUs")
+    co.add_argument("--run-benchmark", type=Path, default=None, help="the benchmark record of the whole rehearsal")
+    co.add_argument("--cores", type=int, required=True, help="cores of this machine the projection divides by")
+    co.add_argument("--out-json", type=Path, required=True)
+    co.add_argument("--out-md", type=Path, required=True)
+    co.set_defaults(func=_run_bench_cost)
     mu = kinds.add_parser("mutation", help="mutation scores of the paper's path: mutmut's mutants of each module "
                                            "against its fast tests, on a snapshot of a commit (docs/mutation.md)")
     mu.add_argument("--repo", type=Path, default=Path("."), help="the git checkout to snapshot")
@@ -736,6 +747,16 @@ def _bench_result(name: str, args, result: dict, summary_lines) -> int:
     """Write a benchmark's result to ``args.out`` and log its summary lines."""
     _write_json(args.out, result)
     _log_lines(f"bench {name}", [*summary_lines(result), f"JSON in {args.out}"])
+    return 0
+
+
+def _run_bench_cost(args) -> int:
+    from jointwsss.bench.cost import rehearsal_cost, summary_lines, write_cost_report
+
+    report = rehearsal_cost(args.configfile, args.schedule_configfile, args.workdir, cores=args.cores,
+                            run_benchmark=args.run_benchmark)
+    write_cost_report(report, args.out_json, args.out_md)
+    _log_lines("bench cost", [*summary_lines(report), f"JSON in {args.out_json}, Markdown in {args.out_md}"])
     return 0
 
 

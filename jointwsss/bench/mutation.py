@@ -72,7 +72,70 @@ TARGETS: dict[str, MutationTarget] = {
 }
 
 #: Mutants that cannot change behaviour, by module and :func:`mutant_key`; the reason of each is in docs/mutation.md.
-EQUIVALENT: dict[str, dict[str, str]] = {}
+EQUIVALENT: dict[str, dict[str, str]] = {
+    'losses': {
+        'sample_at_pixels: height, width = maps.shape[-2:] -> height, width = maps.shape[+2:]':
+            'maps is 4-D (V, K, h, w): shape[2:] is shape[-2:]',
+        'pseudo_label_2d: return torch.where(present, scores_2d, torch.full_like(scores_2d, -1.0)).argmax(dim=-1) -> return torch.where(present, scores_2d, torch.full_like(scores_2d, -2.0)).argmax(dim=-1)':
+            'scores are sigmoids in [0, 1]: any negative fill keeps absent classes out of the argmax',
+        'teacher_targets: @torch.no_grad() -> confidence_over: str = "all") -> tuple[torch.Tensor, torch.Tensor]:':
+            'teacher_targets detaches its input first (cam2d_p.detach()): no graph is built with or without no_grad',
+        'teacher_targets: if use_confidence else torch.ones_like(scores_2d[..., 0])) -> if use_confidence else torch.ones_like(scores_2d[..., 1]))':
+            'only the shape of the class slice is used (C = 20 >= 2): ones of the same shape',
+        'ground_truth_to_3d_loss: return point_label_loss(cam3d_p, labels_p, torch.ones_like(cam3d_p[..., 0], dtype=torch.float32), valid) -> return point_label_loss(cam3d_p, labels_p, torch.ones_like(cam3d_p[..., 1], dtype=torch.float32), valid)':
+            'only the shape of the class slice is used (C = 20 >= 2): ones of the same shape',
+        'pcam_like_loss: has_any = counts.squeeze(-1) > 0 -> has_any = counts.squeeze(+1) > 0':
+            'counts is (V, 1): squeeze(1) is squeeze(-1)',
+        'JointInputs: point_labels: torch.Tensor | None = None  # (B, N) long ground truth per point; only the to3d_labels diagnostics -> point_labels: torch.Tensor & None = None  # (B, N) long ground truth per point; only the to3d_labels diagnostics':
+            'an annotation; with `from __future__ import annotations` it is never evaluated',
+    },
+    'metrics': {
+        'confusion_matrix: pred = np.where((pred >= 0) & (pred < NUM_CLASSES), pred, UNKNOWN_COLUMN) -> pred = np.where((pred >= 0) & (pred <= NUM_CLASSES), pred, UNKNOWN_COLUMN)':
+            'pred == NUM_CLASSES lands in column NUM_CLASSES, which is UNKNOWN_COLUMN either way',
+    },
+    'correspondences': {
+        'view_correspondences: front = np.flatnonzero(z > 1e-6) -> front = np.flatnonzero(z >= 1e-6)':
+            'a point 1-2 micrometres in front of the camera fails the depth test anyway (measured depth >= 1 mm, tolerance a few per cent of it)',
+        'view_correspondences: front = np.flatnonzero(z > 1e-6) -> front = np.flatnonzero(z > 2e-06)':
+            'a point 1-2 micrometres in front of the camera fails the depth test anyway (measured depth >= 1 mm, tolerance a few per cent of it)',
+        'view_correspondences: visible = (measured > 0) & (diff <= np.float32(visibility.tolerance) * measured) -> visible = (measured >= 0) & (diff <= np.float32(visibility.tolerance) * measured)':
+            'where measured == 0 the tolerance test is diff <= 0 with diff = z > 0 (front points): false either way',
+        'view_correspondences: return front[keep].astype(np.int32), uv.astype(np.float32, copy=False), z[keep].astype(np.float32) -> return front[keep].astype(np.int32), uv.astype(np.float32, copy=True), z[keep].astype(np.float32)':
+            'a copy of the same float32 values',
+    },
+    'experiments_wiring': {
+        'result_settings: return {key: result_settings(value) if isinstance(value, dict) else copy.deepcopy(value) -> return {key: result_settings(value) if isinstance(value, dict) else copy.copy(value)':
+            'non-dict setting values are scalars or flat lists of scalars: a shallow copy is a deep one',
+    },
+    'evaluate': {
+        'point_outputs: if len(chunks[-1]) < num_points: -> if len(chunks[-1]) <= num_points:':
+            'a last chunk of exactly num_points gets a top-up of size 0; Generator.choice(size=0) draws nothing (its state is unchanged, checked)',
+        'point_outputs: top_up = rng.choice(n, size=num_points - len(chunks[-1]), replace=n < num_points) -> top_up = rng.choice(n, size=num_points - len(chunks[-1]), replace=n <= num_points)':
+            'n == num_points makes one full chunk, so no top-up is drawn; below that both say replace=True',
+        'predict_image: (in_h, in_w), (out_w, out_h) = x.shape[-2:], out_size -> (in_h, in_w), (out_w, out_h) = x.shape[+2:], out_size':
+            'x is 4-D (B, 3, H, W): shape[2:] is shape[-2:]',
+        'infer_split: passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto", -> passes_3d: int = 2, batch_3d: int = 4, seed: int = 0, device: str = "auto",':
+            "a default of infer_split that no caller uses: cli.py passes passes_3d, batch_3d, seed and device (the CLI's own defaults are tested)",
+        'infer_split: passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto", -> passes_3d: int = 1, batch_3d: int = 5, seed: int = 0, device: str = "auto",':
+            "a default of infer_split that no caller uses: cli.py passes passes_3d, batch_3d, seed and device (the CLI's own defaults are tested)",
+        'infer_split: passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto", -> passes_3d: int = 1, batch_3d: int = 4, seed: int = 1, device: str = "auto",':
+            "a default of infer_split that no caller uses: cli.py passes passes_3d, batch_3d, seed and device (the CLI's own defaults are tested)",
+        'infer_split: passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto", -> passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "XXautoXX",':
+            "a default of infer_split that no caller uses: cli.py passes passes_3d, batch_3d, seed and device (the CLI's own defaults are tested)",
+        'evaluate_predictions: outside = None if classes is None else np.append(~np.asarray(classes, bool), True)   # index 20: 255 etc. -> outside = None if classes is None else np.append(~np.asarray(classes, bool), False)   # index 20: 255 etc.':
+            'the unknown column of the prediction confusion is always empty: predictions are argmaxes over the 20 classes',
+    },
+    'dataset': {
+        'JointDataset.__getitem__: new_index = np.full(len(xyz), -1, dtype=np.int64) -> new_index = np.full(len(xyz), -2, dtype=np.int64)':
+            'the sentinel of an unsampled vertex is only tested as < 0',
+        'JointDataset._view: if len(mapped) > cfg.max_points_per_view: -> if len(mapped) >= cfg.max_points_per_view:':
+            "with len == cap the sorted draw of cap of cap pairs is the identity: the same pairs; only the RNG stream of later draws (next view's crop) shifts, not their distribution",
+        'collate_joint: p = max(1, max(len(v["point_idx"]) for _, v in views)) -> p = max(2, max(len(v["point_idx"]) for _, v in views))':
+            'padding of views without pairs: the extra padded entry is masked out',
+        'collate_joint: "image_size": None if images is None else (images.shape[-1], images.shape[-2]), -> "image_size": None if images is None else (images.shape[-1], images.shape[+2]),':
+            'images is 4-D (B, 3, H, W): shape[2] is shape[-2]',
+    },
+}
 
 #: Imported once by the parent so each forked child skips it.
 _WARM_IMPORTS = ("numpy", "torch", "torch.nn.functional", "scipy.spatial", "cv2", "h5py", "zarr", "yaml",
@@ -200,7 +263,7 @@ def _project_modules() -> list[str]:
     for name, module in list(sys.modules.items()):
         if name == "__main__":
             continue
-        if name == "jointwsss" or name.startswith("jointwsss.") or name == "conftest" or name.startswith("test_"):
+        if name in ("jointwsss", "conftest") or name.startswith(("jointwsss.", "test_")):
             names.append(name)
             continue
         file = getattr(module, "__file__", None)

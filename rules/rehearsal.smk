@@ -33,7 +33,9 @@ rule rehearsal_run:
         REHEARSAL_BENCHMARKS / "rehearsal_run.tsv"
     conda:
         "../envs/jointwsss.yaml"
-    threads: workflow.cores
+    # a fixed count, not workflow.cores: that needs --cores, which --report and cluster submissions do not give;
+    # a local run caps a job's threads at --cores anyway
+    threads: 16
     params:
         snakefile=workflow.main_snakefile,
         workdir=REHEARSAL_DIR,
@@ -60,7 +62,7 @@ rule rehearsal_cost:
         configs=[Path(workflow.basedir) / "config.yaml", *REHEARSAL_CONFIGS],
         schedule=[Path(workflow.basedir) / "config.yaml", REHEARSAL_CONFIGS[0]],
         run_benchmark=REHEARSAL_BENCHMARKS / "rehearsal_run.tsv",
-        cores=workflow.cores,
+        cores=lambda wildcards: workflow.cores,  # at job time: --report and cluster submissions give no --cores
     shell:
         "jointwsss bench cost --workdir {params.workdir} --run-benchmark {params.run_benchmark} --cores {params.cores}"
         " --out-json {output.json} --out-md {output.md} --configfile {params.configs}"

@@ -861,6 +861,12 @@ def _run_config_show(args) -> int:
     for warning in check_config(config):
         log.warning("%s", warning)
     print(yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=120), end="")
+    if config["synth"]["real_size"]:
+        from jointwsss.synth.scannet import REAL_SIZE
+
+        replaced = ", ".join(f"{key} {value}" for key, value in REAL_SIZE.items())
+        print(f"# synth.real_size: the generator uses {replaced} in place of the values above "
+              "(jointwsss.synth.scannet.REAL_SIZE)")
     return 0
 
 

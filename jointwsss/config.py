@@ -164,6 +164,13 @@ def check_config(config: dict, *, source: str = "config") -> list[str]:
         warnings.append(f"pretrain.image 'synthetic' needs dataset.source synthetic; with '{dataset['source']}' the "
                         "image network starts from random weights -- set model.image.weights to PSA's ImageNet file "
                         "(README, 'ImageNet weights')")
+    pretrained = weights or (config["pretrain"]["image"] == "synthetic" and dataset["source"] == "synthetic")
+    if config["model"]["image"]["freeze_bn"] and not pretrained:
+        # Frozen BN of random weights is the identity (running mean 0, variance 1): nothing normalises the 38 layers,
+        # and Adam at the paper's lr drives the logits to ~1e14 within a few steps.
+        warnings.append("model.image.freeze_bn is true but the image network starts from random weights (no "
+                        "model.image.weights, no synthetic pretraining): its batch norm has no statistics to freeze "
+                        "and training diverges -- set model.image.freeze_bn: false")
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{source}: invalid configuration:\n{lines}")

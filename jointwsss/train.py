@@ -460,8 +460,9 @@ class RunLog:
             self.writer.add_scalar(f"lr/{name}", lr, step)
         self.writer.add_scalar("samples_per_second", metrics["samples_per_second"], step)
         self.writer.flush()
-        log.info("train %s: epoch %d/%d loss %s lr %s %.1f s (%.1f samples/s)", self.experiment, step, self.epochs,
-                 " ".join(f"{k}={v:.4f}" for k, v in metrics["loss"].items()),
+        # %g, not a fixed number of decimals: a rehearsal step's 0.04 samples/s and a diverging 1e14 loss stay readable
+        log.info("train %s: epoch %d/%d loss %s lr %s %.1f s (%.3g samples/s)", self.experiment, step, self.epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in metrics["loss"].items()),
                  " ".join(f"{k}={v:.2g}" for k, v in metrics["lr"].items()), metrics["seconds"],
                  metrics["samples_per_second"])
 

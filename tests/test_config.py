@@ -190,11 +190,20 @@ def test_check_config_names_each_contradiction(override, expected):
 
 
 def test_check_config_warns_where_the_image_network_would_start_from_nothing(tmp_path):
+    from jointwsss.config import _deep_update
+
     (tmp_path / "scans").mkdir()
     cfg = default_config()
     cfg["dataset"].update(source="local", raw_dir=str(tmp_path))
     warnings = check_config(cfg)
-    assert len(warnings) == 1 and "pretrain.image 'synthetic' needs dataset.source synthetic" in warnings[0]
+    assert len(warnings) == 2 and "pretrain.image 'synthetic' needs dataset.source synthetic" in warnings[0]
+    assert "model.image.freeze_bn is true but the image network starts from random weights" in warnings[1]
+    cfg["model"] = {"image": {"freeze_bn": False}}  # random weights with batch norm that trains: only the first
+    assert [w for w in check_config(cfg) if "freeze_bn" in w] == [] and len(check_config(cfg)) == 1
+    cfg = _deep_update(default_config(), {"pretrain": {"image": "none"}})  # synthetic data, no pretraining
+    expected = ("model.image.freeze_bn is true but the image network starts from random weights (no "
+                "model.image.weights, no synthetic pretraining)")
+    assert [w.split(":")[1].strip() for w in check_config(cfg)] == [expected]
     cfg = default_config()
     cfg["model"] = {"image": {"weights": str(tmp_path / "ilsvrc.params")}}
     assert "ilsvrc.params not found -- download" in " ".join(check_config(cfg))
@@ -210,6 +219,12 @@ def test_config_show_prints_the_resolved_config(tmp_path):
     shown = yaml.safe_load(proc.stdout)
     assert shown["train"]["epochs"] == 3 and shown["train"]["lr"] == 0.003 and shown["experiment"] == "joint"
     assert list(shown)[:3] == ["dataset", "scannet", "synth"]  # the schema's order
+    assert "# synth.real_size" not in proc.stdout
+    mine.write_text("synth:\n  real_size: true\n")
+    shown = run_cmd(["jointwsss", "config", "show", str(CONFIG_YAML), str(mine)]).stdout
+    assert shown.splitlines()[-1] == ("# synth.real_size: the generator uses color_size (1296, 968), depth_size "
+                                      "(640, 480), frames_per_scene 1500, mesh_vertex_spacing_m 0.03 in place of the "
+                                      "values above (jointwsss.synth.scannet.REAL_SIZE)")
     bad = run_cmd(["jointwsss", "config", "show", str(tmp_path / "missing.yaml")], check=False)
     assert bad.returncode == 2 and "missing.yaml: cannot read the config file" in bad.stderr
 

@@ -19,11 +19,12 @@ from jointwsss.config import resolve_config
 from jointwsss.io.layout import index_path, store_path
 
 #: Every key rehearsal.yaml may change in paper.yaml: the machine (device, GPUs, batch, workers, step limit), the
-#: stand-in dataset in place of a ScanNet copy, the ImageNet file that is not here, and S3DIS (not run).
+#: stand-in dataset in place of a ScanNet copy, the ImageNet file that is not here (and so
+#: batch norm that trains), and S3DIS (not run).
 REHEARSAL_CHANGES = {
     "dataset.source", "dataset.raw_dir",
     "synth.num_train_scenes", "synth.num_val_scenes", "synth.real_size", "synth.rendered_frame_step",
-    "model.image.weights", "s3dis.source",
+    "model.image.weights", "model.image.freeze_bn", "s3dis.source",
     "train.device", "train.gpus", "train.batch_size", "train.num_workers", "train.max_steps",
 }
 

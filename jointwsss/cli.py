@@ -681,6 +681,10 @@ def _add_bench(sub) -> None:
                     help="where the ~437 MB synthetic .params is written (kept for reuse)")
     pm.add_argument("--out", type=Path, default=Path("bench/params_memory.json"))
     pm.set_defaults(func=_run_bench_params_memory)
+    pair = kinds.add_parser("pair-memory", help="peak RSS of the N_v x N_v loss terms (eq. 7-11) at the paper's "
+                                                "sizes, each case in a fresh process")
+    pair.add_argument("--out", type=Path, default=Path("bench/pair_memory.json"))
+    pair.set_defaults(func=_run_bench_pair_memory)
     pre = kinds.add_parser("preprocess", help="frame extraction vs naive readers, correspondences/s, ScanNet estimate")
     pre.add_argument("--work-dir", type=Path, default=Path("bench/work"))
     pre.add_argument("--out", type=Path, default=Path("bench/preprocess.json"))
@@ -774,6 +778,12 @@ def _run_bench_mutation(args) -> int:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text("\n".join(table_lines(result)) + "\n")
     return _bench_result("mutation", args, result, summary_lines)
+
+
+def _run_bench_pair_memory(args) -> int:
+    from jointwsss.bench.pair_memory import bench_pair_memory, summary_lines
+
+    return _bench_result("pair-memory", args, bench_pair_memory(), summary_lines)
 
 
 def _run_bench_sens_memory(args) -> int:

@@ -23,6 +23,17 @@ rule bench_sens_memory:
         "jointwsss bench sens-memory --work-dir bench/work --out {output} > {log} 2>&1"
 
 
+rule bench_pair_memory:
+    output:
+        "bench/pair_memory.json",
+    log:
+        LOGS / "bench/pair_memory.log",
+    conda:
+        "../envs/jointwsss.yaml"
+    shell:
+        "jointwsss bench pair-memory --out {output} > {log} 2>&1"
+
+
 rule bench_params_memory:
     output:
         "bench/params_memory.json",
@@ -93,6 +104,7 @@ rule bench:
         "bench/preprocess.json",
         "bench/sens_memory.json",
         "bench/params_memory.json",
+        "bench/pair_memory.json",
         "bench/transfer.json",
         "bench/train.json",
         "bench/pointnet.json",

@@ -383,3 +383,25 @@ def test_mesh_drops_vertices_nobody_can_see():
     a, b, c = (mesh.xyz[mesh.faces[:, k]] for k in range(3))
     tri_normal = np.cross(b - a, c - a)
     assert (np.sum(tri_normal * mesh.normals[mesh.faces[:, 0]], axis=1) > 0).mean() > 0.99
+
+
+def test_quilts_alternate_their_two_colours_square_by_square_and_pictures_are_busy():
+    from jointwsss.synth.texture import FacePoints, Material, MaterialKind, material_color
+
+    # six points on a horizontal face, two per 0.2 m square along s; t = 0.05 stays in the first row of squares
+    s = np.array([0.05, 0.15, 0.25, 0.35, 0.45, 0.55])
+    fp = FacePoints(p=np.stack([s, np.zeros(6), np.zeros(6)], 1), s=s, t=np.full(6, 0.05), border=np.full(6, 1.0),
+                    axis=np.full(6, 2), half_t=np.full(6, 1.0))
+    red, blue = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
+    colour = material_color(fp, Material(MaterialKind.QUILT, red, blue, np.array([0.2, 0, 0, 0]), seed=1))
+    hue = colour[:, 0] > colour[:, 2]  # red-ish or blue-ish, whatever the fibre noise
+    assert hue.tolist() == [True, True, False, False, True, True]
+    assert np.all(colour <= 1.1 * np.maximum(red, blue)) and np.all(colour >= 0.9 * np.minimum(red, blue) - 1e-9)
+    # a picture's art varies within 10 cm (brush-scale detail), unlike a flat paint of the same colour
+    xs = np.linspace(0.0, 0.1, 11)
+    fp = FacePoints(p=np.stack([xs, np.zeros(11), np.full(11, 1.5)], 1), s=xs, t=np.zeros(11),
+                    border=np.full(11, 1.0), axis=np.full(11, 1), half_t=np.full(11, 0.5))
+    grey = np.full(3, 0.5)
+    art = material_color(fp, Material(MaterialKind.PICTURE, grey, grey, np.array([0.02, 0, 0, 0]), seed=3))
+    paint = material_color(fp, Material(MaterialKind.PAINT, grey, seed=3))
+    assert art.std(axis=0).mean() > 0.1 > 0.01 > paint.std(axis=0).mean()  # broad colour fields alone: 0.05

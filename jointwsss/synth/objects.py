@@ -110,7 +110,7 @@ CURTAIN_FABRICS = [rgb(222, 204, 152), rgb(170, 150, 192), rgb(172, 192, 160), r
 FRIDGE_FINISHES = [rgb(192, 194, 198), rgb(240, 240, 238), rgb(52, 52, 56)]                # steel, white, black
 FRIDGE_FINISH_SHARES = [0.35, 0.4, 0.25]
 WHITES = [rgb(242, 242, 240), rgb(232, 236, 240), rgb(236, 232, 226)]
-BATH_ACRYLICS = [rgb(222, 230, 240), rgb(236, 226, 204)]                                   # pale blue, cream
+BATH_ACRYLICS = [rgb(246, 248, 250), rgb(240, 232, 212)]                                   # bright white, almond
 METALS = [rgb(70, 70, 75), rgb(150, 150, 156), rgb(190, 192, 196)]
 SKIES = [rgb(150, 190, 235), rgb(170, 205, 235), rgb(185, 210, 228), rgb(140, 180, 220)]
 FRAME_COLORS = [rgb(245, 245, 245), rgb(120, 80, 50), rgb(60, 60, 62), rgb(190, 160, 90)]
@@ -298,7 +298,10 @@ def build_bed(rng) -> SceneObject:
     w, length = rng.uniform(0.95, 1.8), rng.uniform(1.95, 2.15)
     frame = wood(rng) if rng.random() < 0.7 else paint(rng, PANEL_PAINTS)
     bedding = fabric(rng, BEDDING)
-    blanket = fabric(rng, BLANKETS)
+    # quilted blankets: checks of a blanket colour and a pale or a second colour (beds apart from flat fabrics)
+    tone = jitter_color(rng, _pick(rng, BLANKETS))
+    second = jitter_color(rng, _pick(rng, BEDDING + BLANKETS))
+    blanket = Material(MaterialKind.QUILT, tone, second, np.array([rng.uniform(0.12, 0.25), 0, 0, 0]), _seed(rng))
     fh, mh = rng.uniform(0.22, 0.3), rng.uniform(0.18, 0.25)
     parts = [
         floor_box(0, 0, (w, length, fh), frame),

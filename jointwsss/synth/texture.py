@@ -40,6 +40,7 @@ class MaterialKind(IntEnum):
     SHOWER_CURTAIN = 13
     PANEL = 14
     RIBS = 15
+    QUILT = 16
 
 
 @dataclass
@@ -205,7 +206,10 @@ def _picture_color(fp: FacePoints, mat: Material) -> np.ndarray:
     ``params[0]`` metres wide."""
     p, a, b, prm = fp.p, mat.color_a, mat.color_b, mat.params
     inner = (fp.axis == 1) & (fp.border > prm[0])
-    art = np.stack([fbm(p * 3.5, mat.seed + c * 101) for c in range(3)], axis=1)
+    # broad colour fields plus brush-scale detail (~6 cm): a painting or a poster is busy at every scale, which
+    # sets it apart from the flat paints and fabrics of furniture
+    art = np.stack([fbm(p * 3.5, mat.seed + c * 101) + 0.8 * (value_noise(p * 16.0, mat.seed + c * 7) - 0.5)
+                    for c in range(3)], axis=1)
     art = np.clip(a[None, :] + 1.5 * (art - 0.5), 0.0, 1.0)
     return np.where(inner[:, None], art, b[None, :])
 
@@ -285,6 +289,15 @@ def _panel_color(fp: FacePoints, mat: Material) -> np.ndarray:
     return np.where(line[:, None], body * 0.6, body)
 
 
+def _quilt_color(fp: FacePoints, mat: Material) -> np.ndarray:
+    """Quilt (blankets): squares ``params[0]`` metres wide alternating ``color_a`` and ``color_b`` over the face,
+    with the fibre noise of fabric."""
+    size = mat.params[0]
+    check = ((np.floor(fp.s / size) + np.floor(fp.t / size)) % 2) > 0.5
+    fibre = 0.9 + 0.2 * fbm(fp.p * 14.0, mat.seed)
+    return np.where(check[:, None], mat.color_b[None, :], mat.color_a[None, :]) * fibre[:, None]
+
+
 def _ribs_color(fp: FacePoints, mat: Material) -> np.ndarray:
     """Ribs (radiator and heater fins): ``color_a``, darker every ``params[0]`` metres along the face (s)."""
     ribs = 0.75 + 0.25 * (0.5 + 0.5 * np.cos(2 * np.pi * fp.s / mat.params[0]))
@@ -309,6 +322,7 @@ _MATERIAL_COLORS = {
     MaterialKind.SHOWER_CURTAIN: _curtain_color,
     MaterialKind.PANEL: _panel_color,
     MaterialKind.RIBS: _ribs_color,
+    MaterialKind.QUILT: _quilt_color,
 }
 
 

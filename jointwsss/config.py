@@ -132,7 +132,7 @@ def check_config(config: dict, *, source: str = "config") -> list[str]:
     :class:`ConfigError` listing every problem with its key and its fix; returns the warnings (things that run,
     but not as the user probably meant), one line each.
     """
-    from jointwsss.experiments import PRETRAIN_EXPERIMENT
+    from jointwsss.experiments import PRETRAIN_EXPERIMENT, pretrained_image_weights
 
     validate_config(config, source=source)
     problems, warnings = [], []
@@ -164,8 +164,7 @@ def check_config(config: dict, *, source: str = "config") -> list[str]:
         warnings.append(f"pretrain.image 'synthetic' needs dataset.source synthetic; with '{dataset['source']}' the "
                         "image network starts from random weights -- set model.image.weights to PSA's ImageNet file "
                         "(README, 'ImageNet weights')")
-    pretrained = weights or (config["pretrain"]["image"] == "synthetic" and dataset["source"] == "synthetic")
-    if config["model"]["image"]["freeze_bn"] and not pretrained:
+    if config["model"]["image"]["freeze_bn"] and not pretrained_image_weights(config):
         # Frozen BN of random weights is the identity (running mean 0, variance 1): nothing normalises the 38 layers,
         # and Adam at the paper's lr drives the logits to ~1e14 within a few steps.
         warnings.append("model.image.freeze_bn is true but the image network starts from random weights (no "

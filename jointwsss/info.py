@@ -12,6 +12,7 @@ import numpy as np
 
 from jointwsss.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, nyu40_to_class_lut
 from jointwsss.io.errors import DataFormatError
+from jointwsss.io.layout import file_sizes
 
 
 def read_scene_meta(path: Path) -> dict[str, str]:
@@ -34,7 +35,7 @@ def summarize(scene_dir: Path) -> dict:
     if not scene_dir.is_dir():
         raise DataFormatError(scene_dir, "is not a folder", "pass a scene folder such as data/raw/scannet/scans/scene0000_00")
     scene = scene_dir.name
-    files = {p.name: p.stat().st_size for p in sorted(scene_dir.iterdir()) if p.is_file()}
+    files = file_sizes(scene_dir)
     out: dict = {"scene": scene, "path": str(scene_dir), "files_bytes": files}
 
     sens_path = scene_dir / f"{scene}.sens"

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from jointwsss.export.job_costs import job_costs, read_benchmark
 from jointwsss.io.atomic import atomic_path
-from jointwsss.io.layout import STORE_KINDS, index_path, store_path
+from jointwsss.io.layout import STORE_KINDS, file_sizes, index_path, store_path
 from jointwsss.io.scannet_labels import read_split, split_path
+from jointwsss.io.zarr_store import store_files
 
 #: The preprocessing stages of one scan (one job each per scene), whose sum is a scan's preprocessing cost.
 PREPROCESS_RULES = ("points", "frames", "correspondences")
@@ -38,21 +39,12 @@ INFER_SPLITS = ("train", "val")
 SECONDS_PER_HOUR = 3600.0
 
 
-def folder_bytes(path: Path) -> int:
-    """Bytes of the files under ``path`` (a file: its size; missing: 0)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def disk_per_scene(raw_dir: Path, cache_dir: Path, scenes: list[str], raw_kept: bool) -> dict:
     """Per scene: the raw files by name (bytes) and each cache store (bytes), and their sums."""
     out = {}
     for scene in scenes:
-        scene_dir = Path(raw_dir) / "scans" / scene
-        raw = {f.name: f.stat().st_size for f in sorted(scene_dir.iterdir()) if f.is_file()} if scene_dir.is_dir() else {}
-        caches = {kind: folder_bytes(store_path(cache_dir, kind, scene)) for kind in STORE_KINDS}
+        raw = file_sizes(Path(raw_dir) / "scans" / scene)
+        caches = {kind: store_files(store_path(cache_dir, kind, scene))[1] for kind in STORE_KINDS}
         out[scene] = {"raw_bytes": raw, "raw_total_bytes": sum(raw.values()), "raw_kept": raw_kept,
                       "cache_bytes": caches, "cache_total_bytes": sum(caches.values())}
     return out
@@ -151,7 +143,7 @@ def cost_report(*, config: dict, schedule: dict, workdir: Path, run_benchmark: P
                 loader: dict, cuda: dict | None) -> dict:
     """The report of a finished rehearsal: ``config`` its resolved configuration (paths relative to ``workdir``),
     ``schedule`` the resolved configuration of the real job (``paper.yaml``: epochs, batch), ``run_benchmark`` the
-    benchmark record of the whole rehearsal, ``loader`` the measured loader throughput (:func:`loader_throughput`)."""
+    benchmark record of the whole rehearsal, ``loader`` the measured loader throughput (``bench.train.loader_throughput`` in one process)."""
     workdir = Path(workdir)
     raw_dir, cache_dir = workdir / config["dataset"]["raw_dir"], workdir / config["cache_dir"]
     run_dir = workdir / config["runs_dir"] / config["experiment"]
@@ -184,13 +176,6 @@ def cost_report(*, config: dict, schedule: dict, workdir: Path, run_benchmark: P
     }
     report["views_per_scan"] = round(views, 2)
     return report
-
-
-def loader_throughput(settings: dict, batch_size: int, batches: int) -> dict:
-    """Samples/s of the training items in one process (no workers): what the trainer's loader delivers per core."""
-    from jointwsss.bench.train import loader_throughput as timed_loader
-
-    return timed_loader(settings, batch_size, 0, batches)
 
 
 def _mb(n_bytes: float) -> str:
@@ -258,6 +243,7 @@ def rehearsal_cost(config_files: list[Path], schedule_files: list[Path], workdir
     """:func:`cost_report` of the rehearsal run in ``workdir`` with the configuration ``config_files`` (merged in
     order, as the rule passes them to Snakemake), against the real job's ``schedule_files``; measures the loader
     (and, on CUDA, AMP, float32 and the largest batch) on the rehearsal's caches first."""
+    from jointwsss.bench.train import loader_throughput
     from jointwsss.config import resolve_config
     from jointwsss.experiments import experiment_settings
 
@@ -265,7 +251,8 @@ def rehearsal_cost(config_files: list[Path], schedule_files: list[Path], workdir
     settings = experiment_settings(config, config["experiment"])
     settings["cache_dir"] = str(Path(workdir) / config["cache_dir"])
     settings["train"].update(num_workers=0, device="cpu")
-    loader = loader_throughput(settings, config["train"]["batch_size"], loader_batches)
+    # one process, no workers: what the trainer's loader delivers per core
+    loader = loader_throughput(settings, config["train"]["batch_size"], 0, loader_batches)
     per_gpu_batch = max(1, schedule["train"]["batch_size"] // max(1, schedule["train"]["gpus"]))
     cuda = cuda_measurements(settings, per_gpu_batch)
     return cost_report(config=config, schedule=schedule, workdir=workdir, run_benchmark=run_benchmark, cores=cores,

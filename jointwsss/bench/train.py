@@ -13,7 +13,9 @@ import time
 import torch
 
 from jointwsss.networks import build_networks
-from jointwsss.train import DistInfo, Runtime, TrainingTask, loss_switches, make_optimisation, train_step, training_task
+from jointwsss.train import (
+    DistInfo, Runtime, TrainingTask, cuda_memory_peak_bytes, loss_switches, make_optimisation, train_step, training_task,
+)
 
 
 def _loader(task: TrainingTask, batch_size: int, num_workers: int):
@@ -73,7 +75,7 @@ def step_throughput(settings: dict, batch_size: int, batches: int, device: torch
               "image_width": settings["model"]["image"]["width"], "point_width": settings["model"]["point"]["width"],
               "points": settings["points"]["num"]}
     if device.type == "cuda":
-        result["peak_gpu_memory_bytes"] = torch.cuda.max_memory_allocated()
+        result["peak_gpu_memory_bytes"] = cuda_memory_peak_bytes(device)
     return result
 
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
+def file_sizes(folder: Path) -> dict[str, int]:
+    """Bytes of each file directly in ``folder`` (a raw scene's ``scans/<scene>/``), by name in sorted order;
+    {} where the folder is missing."""
+    folder = Path(folder)
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else {}
+
 #: The per-scene Zarr stores (jointwsss.io.zarr_store): a scene's (or S3DIS room's) mesh vertices, its
 #: kept frames, and the point-pixel correspondences between them.
 STORE_KINDS = ("points", "frames", "corr")

@@ -82,16 +82,16 @@ def test_official_layout_and_metadata(raw_dir):
     assert sorted(p.name for p in _scene_files(raw_dir, TEST_SCENE).iterdir()) == sorted(
         [f"{TEST_SCENE}.sens", f"{TEST_SCENE}.txt", f"{TEST_SCENE}_vh_clean_2.ply"]
     )
-    # the default dataset (the schema's synth defaults): 48 train, then 8 val scenes
+    # the default dataset (the schema's synth defaults): 48 train, then 12 val scenes
     assert scene_ids(SynthScanNetConfig()) == {
         "train": [f"scene{i:04d}_00" for i in range(48)],
-        "val": [f"scene{i:04d}_00" for i in range(48, 56)],
+        "val": [f"scene{i:04d}_00" for i in range(48, 60)],
         "test": [],
         "pretrain": [],
     }
     # image-pretraining scenes are numbered after every other split
     assert scene_ids(SynthScanNetConfig(num_test_scenes=2, num_pretrain_scenes=3))["pretrain"] == [
-        "scene0058_00", "scene0059_00", "scene0060_00"]
+        "scene0062_00", "scene0063_00", "scene0064_00"]
 
 
 def test_meta_file_keys_and_values_match_the_sens_header(raw_dir):

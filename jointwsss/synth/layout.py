@@ -54,7 +54,7 @@ THEME_PRESENCE = {
     "office": {ob.DESK: 0.95, ob.CHAIR: 0.95, ob.WINDOW: 0.75, ob.BOOKSHELF: 0.75, ob.DOOR: 0.7, ob.CABINET: 0.6,
                ob.OTHERFURNITURE: 0.6, ob.TABLE: 0.5, ob.PICTURE: 0.5, ob.SOFA: 0.4, ob.REFRIGERATOR: 0.35,
                ob.CURTAIN: 0.3, ob.COUNTER: 0.2, ob.SINK: 0.15},
-    "bathroom": {ob.TOILET: 0.9, ob.SINK: 0.9, ob.DOOR: 0.7, ob.BATHTUB: 0.9, ob.SHOWER_CURTAIN: 0.85,
+    "bathroom": {ob.TOILET: 0.9, ob.SINK: 0.9, ob.DOOR: 0.7, ob.BATHTUB: 0.9, ob.SHOWER_CURTAIN: 0.9,
                  ob.CABINET: 0.6, ob.COUNTER: 0.5, ob.OTHERFURNITURE: 0.5, ob.WINDOW: 0.45, ob.PICTURE: 0.4,
                  ob.CURTAIN: 0.2, ob.CHAIR: 0.1},
     "kitchen": {ob.CABINET: 0.95, ob.COUNTER: 0.9, ob.REFRIGERATOR: 0.85, ob.SINK: 0.85, ob.DOOR: 0.7,
@@ -65,7 +65,7 @@ THEME_PRESENCE = {
                     ob.BED: 0.2},
     # A studio flat scanned in one go (ScanNet's "Apartment" scans span several rooms).
     "apartment": {ob.BED: 0.7, ob.SINK: 0.7, ob.DOOR: 0.7, ob.WINDOW: 0.7, ob.CHAIR: 0.7, ob.CABINET: 0.5,
-                  ob.TOILET: 0.8, ob.SOFA: 0.6, ob.REFRIGERATOR: 0.6, ob.SHOWER_CURTAIN: 0.75, ob.PICTURE: 0.5,
+                  ob.TOILET: 0.8, ob.SOFA: 0.6, ob.REFRIGERATOR: 0.6, ob.SHOWER_CURTAIN: 0.8, ob.PICTURE: 0.5,
                   ob.TABLE: 0.6, ob.OTHERFURNITURE: 0.5, ob.BATHTUB: 0.8, ob.COUNTER: 0.5, ob.CURTAIN: 0.4,
                   ob.DESK: 0.3, ob.BOOKSHELF: 0.3},
 }

@@ -118,6 +118,12 @@ SHOWER_STRIPES = [rgb(40, 110, 180), rgb(196, 60, 92), rgb(52, 156, 138)]       
 PASTELS = [rgb(190, 220, 240), rgb(240, 200, 210), rgb(210, 235, 210), rgb(245, 230, 180)]
 OTHER_PAINTS = [rgb(240, 240, 236), rgb(60, 60, 64), rgb(150, 150, 155), rgb(200, 190, 170), rgb(120, 140, 160)]
 OTHER_FABRICS = [rgb(150, 40, 40), rgb(60, 80, 140), rgb(90, 120, 90), rgb(180, 170, 150), rgb(120, 120, 125)]
+COUNTER_STONES = [rgb(70, 70, 74), rgb(196, 184, 164), rgb(40, 40, 44), rgb(150, 120, 100)]  # granite, travertine, ...
+COUNTER_PAINTS = [rgb(168, 92, 62), rgb(48, 88, 66), rgb(184, 146, 70)]                    # terracotta, forest, ochre
+TOILET_SEATS = [rgb(150, 105, 62), rgb(34, 34, 36)]                                        # wooden, black seats
+TRASH_PLASTICS = [rgb(104, 166, 56), rgb(40, 84, 168), rgb(214, 214, 208)]                 # lime, cobalt, grey-white
+LEATHERS = [rgb(150, 98, 58), rgb(92, 40, 34), rgb(214, 198, 170)]                         # tan, oxblood, cream
+MEDIA_PAINTS = [rgb(30, 30, 34), rgb(70, 70, 76)]                                           # black, graphite: tv stands
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -339,7 +345,7 @@ def build_cabinet(rng, variant: str) -> SceneObject:
 
 
 def build_bookshelf(rng) -> SceneObject:
-    w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.28, 0.4), rng.uniform(1.0, 2.1)
+    w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.28, 0.4), rng.uniform(0.9, 2.0)
     th = rng.uniform(0.02, 0.03)
     frame = wood(rng) if rng.random() < 0.7 else paint(rng, PANEL_PAINTS)
     parts = [
@@ -382,15 +388,26 @@ def build_refrigerator(rng, mini: bool) -> SceneObject:
                        meta={"size": (w, d)})
 
 
+def counter_front(rng, top: Material) -> Material:
+    """Counters: mostly fronts of their own -- clad in the top's stone, a little darker, or painted with a drawer row
+    below the top -- and sometimes a cabinet's front (the real confusion)."""
+    u = rng.random()
+    if u < 0.35:
+        return cabinet_front(rng, inset=0.05, split=-1.0)
+    if u < 0.65:
+        return Material(MaterialKind.STONE, top.color_a * rng.uniform(0.8, 0.92), top.color_b, seed=_seed(rng))
+    return panel(rng, wooden=False, palette=COUNTER_PAINTS, inset=0.05, split=1.0, split_t=rng.uniform(0.2, 0.28))
+
+
 def build_counter(rng, bathroom: bool) -> SceneObject:
     length = rng.uniform(1.0, 1.6) if bathroom else rng.uniform(1.4, 2.6)
     d, h = rng.uniform(0.5, 0.58) if bathroom else rng.uniform(0.58, 0.65), rng.uniform(0.86, 0.92)
-    top = Material(MaterialKind.STONE, jitter_color(rng, _pick(rng, [rgb(70, 70, 74), rgb(196, 184, 164), rgb(40, 40, 44), rgb(150, 120, 100)]), val=0.05),
+    top = Material(MaterialKind.STONE, jitter_color(rng, _pick(rng, COUNTER_STONES), val=0.05),
                    _pick(rng, [rgb(30, 30, 30), rgb(245, 245, 245), rgb(120, 110, 100)]), seed=_seed(rng))
-    base = cabinet_front(rng, inset=0.05, split=-1.0)
+    top_t = rng.uniform(0.04, 0.06)
     parts = [
-        floor_box(0, -0.015, (length, d - 0.03, h - 0.04 + EMBED_M), base),
-        floor_box(0, 0, (length, d, 0.04), top, z0=h - 0.04),
+        floor_box(0, -0.015, (length, d - 0.03, h - top_t + EMBED_M), counter_front(rng, top)),
+        floor_box(0, 0, (length, d, top_t), top, z0=h - top_t),
     ]
     raw = (1156, 35) if bathroom else (159, 35)
     return SceneObject("counter", COUNTER, parts, raw, meta={"size": (length, d), "height": h})
@@ -417,6 +434,14 @@ def build_sink(rng, mode: str, height: float = 0.85) -> SceneObject:
     return SceneObject("sink", SINK, parts, (14,), meta={"size": (w, d)})
 
 
+def toilet_seat(rng) -> Material:
+    """Toilet seats: white like the bowl, wooden, or black."""
+    u = rng.random()
+    if u < 0.4:
+        return ceramic(rng)
+    return wood(rng, TOILET_SEATS[0]) if u < 0.75 else paint(rng, base=TOILET_SEATS[1])
+
+
 def build_toilet(rng) -> SceneObject:
     tw, td = rng.uniform(0.38, 0.46), rng.uniform(0.17, 0.22)
     r = rng.uniform(0.17, 0.2)
@@ -427,7 +452,7 @@ def build_toilet(rng) -> SceneObject:
         floor_box(0, y_tank, (tw, td, rng.uniform(0.38, 0.44)), mat, z0=0.38),
         cylinder(0, y_bowl, 0.12, 0.39, r, mat),
         cylinder(0, y_bowl - 0.03, 0.0, 0.12 + EMBED_M, r * 0.6, mat),
-        cylinder(0, y_bowl, 0.39, 0.42, r + 0.01, ceramic(rng) if rng.random() < 0.7 else paint(rng)),
+        cylinder(0, y_bowl, 0.39, 0.42, r + 0.01, toilet_seat(rng)),
     ]
     return SceneObject("toilet", TOILET, parts, (17,), meta={"size": (tw, 0.7)})
 
@@ -533,7 +558,7 @@ def build_door(rng, room_height: float) -> SceneObject:
 def build_otherfurniture(rng, variant: str) -> SceneObject:
     if variant == "trash can":
         r, h = rng.uniform(0.12, 0.2), rng.uniform(0.3, 0.6)
-        mat = metal(rng) if rng.random() < 0.5 else paint(rng)
+        mat = metal(rng) if rng.random() < 0.4 else paint(rng, TRASH_PLASTICS)
         return SceneObject(variant, OTHERFURNITURE, [cylinder(0, 0, 0.0, h, r, mat)], (56, 1169, 97),
                            meta={"size": (2 * r, 2 * r)})
     if variant == "radiator":
@@ -544,22 +569,27 @@ def build_otherfurniture(rng, variant: str) -> SceneObject:
                            meta={"size": (w, 0.1)})
     if variant == "ottoman":
         s = rng.uniform(0.4, 0.6)
-        return SceneObject(variant, OTHERFURNITURE, [floor_box(0, 0, (s, s, rng.uniform(0.35, 0.45)), fabric(rng))], (67,),
+        return SceneObject(variant, OTHERFURNITURE, [floor_box(0, 0, (s, s, rng.uniform(0.35, 0.45)), fabric(rng, LEATHERS))], (67,),
                            meta={"size": (s, s)})
     if variant == "bench":
         w = rng.uniform(1.0, 1.5)
         mat = wood(rng)
-        parts = [floor_box(0, 0, (w, 0.36, 0.04), mat, z0=0.42),
+        # a slatted seat, where table tops are whole
+        slats = Material(MaterialKind.RIBS, mat.color_a, params=np.array([rng.uniform(0.07, 0.1), 0, 0, 0]), seed=_seed(rng))
+        parts = [floor_box(0, 0, (w, 0.36, 0.04), slats, z0=0.42),
                  floor_box(-w / 2 + 0.05, 0, (0.04, 0.34, 0.42 + EMBED_M), mat),
                  floor_box(w / 2 - 0.05, 0, (0.04, 0.34, 0.42 + EMBED_M), mat)]
         return SceneObject(variant, OTHERFURNITURE, parts, (68,), meta={"size": (w, 0.36)})
     if variant == "tv stand":
         w, d = rng.uniform(1.0, 1.6), rng.uniform(0.38, 0.45)
-        body = panel(rng, wooden=rng.random() < 0.6, inset=0.04, split=-1.0)
+        body = panel(rng, wooden=rng.random() < 0.5, inset=0.04, split=-1.0, palette=MEDIA_PAINTS)
         return SceneObject(variant, OTHERFURNITURE, [floor_box(0, 0, (w, d, rng.uniform(0.45, 0.55)), body)], (51,),
                            meta={"size": (w, d)})
     if variant == "washing machine":
         mat = ceramic(rng)
-        return SceneObject(variant, OTHERFURNITURE, [floor_box(0, 0, (0.6, 0.6, 0.85), mat)], (70,),
+        porthole = metal(rng, METALS[0])  # the front door's dark glass, and the control strip above it
+        parts = [floor_box(0, 0, (0.6, 0.6, 0.85), mat), box((0, 0.305, 0.42), (0.36, 0.02, 0.36), porthole),
+                 box((0, 0.305, 0.77), (0.54, 0.02, 0.08), metal(rng, METALS[1]))]
+        return SceneObject(variant, OTHERFURNITURE, parts, (70,),
                            meta={"size": (0.6, 0.6)})
     raise ValueError(f"unknown otherfurniture variant {variant!r}")

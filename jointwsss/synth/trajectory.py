@@ -21,11 +21,13 @@ from jointwsss.synth.raycast import SurfaceSet, cast
 CAMERA_HEIGHT_RANGE_M = (1.2, 1.7)
 VIEW_DISTANCE_M = (1.5, 3.0)
 FRAMES_PER_VIEW = 2
-VIEW_CANDIDATES = 10
+VIEW_CANDIDATES = 14
 FLOOR_VIEW_SHARE = 0.08
 WALL_VIEW_SHARE = 0.05
 # A view's score counts the target's share of the image up to this much (a bigger target only hides its context).
 TARGET_SHARE_CAP = 0.25
+# Wall and floor up to this share of a candidate view cost nothing; beyond it, they cost its score.
+STRUCTURE_SHARE_FREE = 0.4
 AIM_JITTER_M = 0.12
 PROBE_SIZE = (40, 30)  # (width, height) pixels of the probe cast that scores a candidate view
 
@@ -113,7 +115,7 @@ def _best_object_view(layout, surfaces, probe_k, centre, object_index, rng) -> t
 def _view_score(surface: np.ndarray, surfaces: SurfaceSet, object_index: int) -> float:
     """How well a probe cast's surface indices (H, W) frame object ``object_index``: its share of the image (up to
     TARGET_SHARE_CAP), halved when it touches the border (cut by the frame), plus some for every other object seen
-    (>= 2 % of the image), minus what wall and floor take beyond half the image."""
+    (>= 2 % of the image), minus what wall and floor take beyond STRUCTURE_SHARE_FREE of the image."""
     owner = surfaces.object_index[surface]
     target = owner == object_index
     share = float(target.mean())
@@ -121,7 +123,7 @@ def _view_score(surface: np.ndarray, surfaces: SurfaceSet, object_index: int) ->
     others = np.unique(owner[(owner >= FIRST_OBJECT_INDEX) & ~target], return_counts=True)[1]
     structure = float(np.isin(surfaces.nyu40[surface], (1, 2)).mean())
     return min(share, TARGET_SHARE_CAP) * (0.5 if on_border else 1.0) \
-        + 0.08 * int((others >= 0.02 * owner.size).sum()) - 0.5 * max(0.0, structure - 0.5)
+        + 0.1 * int((others >= 0.02 * owner.size).sum()) - 0.8 * max(0.0, structure - STRUCTURE_SHARE_FREE)
 
 
 def _floor_view(layout: SceneLayout, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -120,7 +120,7 @@ OTHER_PAINTS = [rgb(240, 240, 236), rgb(60, 60, 64), rgb(150, 150, 155), rgb(200
 OTHER_FABRICS = [rgb(150, 40, 40), rgb(60, 80, 140), rgb(90, 120, 90), rgb(180, 170, 150), rgb(120, 120, 125)]
 COUNTER_STONES = [rgb(70, 70, 74), rgb(196, 184, 164), rgb(40, 40, 44), rgb(150, 120, 100)]  # granite, travertine, ...
 COUNTER_PAINTS = [rgb(168, 92, 62), rgb(48, 88, 66), rgb(184, 146, 70)]                    # terracotta, forest, ochre
-TOILET_SEATS = [rgb(150, 105, 62), rgb(34, 34, 36)]                                        # wooden, black seats
+TOILET_SEAT_WOOD, TOILET_SEAT_BLACK = rgb(150, 105, 62), rgb(34, 34, 36)
 TRASH_PLASTICS = [rgb(104, 166, 56), rgb(40, 84, 168), rgb(214, 214, 208)]                 # lime, cobalt, grey-white
 LEATHERS = [rgb(150, 98, 58), rgb(92, 40, 34), rgb(214, 198, 170)]                         # tan, oxblood, cream
 MEDIA_PAINTS = [rgb(30, 30, 34), rgb(70, 70, 76)]                                           # black, graphite: tv stands
@@ -439,7 +439,7 @@ def toilet_seat(rng) -> Material:
     u = rng.random()
     if u < 0.4:
         return ceramic(rng)
-    return wood(rng, TOILET_SEATS[0]) if u < 0.75 else paint(rng, base=TOILET_SEATS[1])
+    return wood(rng, TOILET_SEAT_WOOD) if u < 0.75 else paint(rng, base=TOILET_SEAT_BLACK)
 
 
 def build_toilet(rng) -> SceneObject:

@@ -34,7 +34,7 @@ from jointwsss.io.atomic import atomic_path
 from jointwsss.io.errors import DataFormatError
 from jointwsss.io.zarr_store import open_store
 from jointwsss.io.layout import store_path
-from jointwsss.losses import sample_at_pixels
+from jointwsss.losses import image_grid_uv, sample_at_pixels
 from jointwsss.metrics import confusion_matrix, miou_report
 from jointwsss.runs import load_networks, pick_device
 
@@ -112,12 +112,8 @@ def predict_image(image_net, color: np.ndarray, out_size: tuple[int, int], devic
     (``losses.sample_at_pixels``: bilinear, each map cell at the centre of its receptive field)."""
     x = torch.from_numpy(normalize_image(color)).unsqueeze(0).to(device)
     _, cam = image_net(x)
-    (in_h, in_w), (out_w, out_h) = x.shape[-2:], out_size
-    # the output pixels' centres in the input image's pixel coordinates (pixel centres at integers)
-    u = (torch.arange(out_w, device=device, dtype=torch.float32) + 0.5) * (in_w / out_w) - 0.5
-    v = (torch.arange(out_h, device=device, dtype=torch.float32) + 0.5) * (in_h / out_h) - 0.5
-    rows, cols = torch.meshgrid(v, u, indexing="ij")
-    uv = torch.stack([cols, rows], dim=-1).reshape(1, -1, 2)
+    out_w, out_h = out_size
+    uv = image_grid_uv(tuple(x.shape[-2:]), (out_h, out_w), device)
     scores = sample_at_pixels(cam.float(), uv, image_net.output_stride)[0]   # (H * W, C)
     return torch.sigmoid(scores).T.reshape(-1, out_h, out_w).cpu().numpy()
 

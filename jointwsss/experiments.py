@@ -48,6 +48,7 @@ LOSS_TERMS = {
     "pcam_like": LossTerm(frozenset({"point"}), "the PCAM-like control of section 4.2 (pooled projected 3D CAM)"),
     # not part of eq. 12: the pretraining of pretrain_settings, our ImageNet stand-in
     "object_cls": LossTerm(frozenset({"image"}), "the image network's pretraining on object crops", alone=True),
+    "pixel_cls": LossTerm(frozenset({"image"}), "the image network's pretraining on labelled frames", alone=True),
 }
 NETWORKS = ("image", "point")  # the order of the networks everywhere (parameter groups, checkpoints, logs)
 
@@ -172,22 +173,27 @@ def experiment_settings(config: dict, name: str) -> dict:
     return settings
 
 
+#: The loss term of each pretraining task (``pretrain.task``).
+PRETRAIN_TASK_LOSS = {"frames": "pixel_cls", "crops": "object_cls"}
+
+
 def pretrain_settings(config: dict, scenes: list[str]) -> dict:
     """Settings of the image network's pretraining (``pretrain.image: synthetic``), our ImageNet stand-in.
 
-    Object-centric, single-label classification (``object_cls``: softmax cross-entropy of the GAP of the
-    CAM) of crops around every labelled object region in the frames of ``scenes`` -- the ``pretrain``
-    scenes, which no experiment trains or evaluates on (``jointwsss.data.crops``). The experiments then
+    On the frames of ``scenes`` -- the ``pretrain`` scenes, which no experiment trains or evaluates on
+    (``jointwsss.data.crops``): with ``pretrain.task`` ``frames``, per-pixel classification of the labelled frames
+    (``pixel_cls``); with ``crops``, object-centric single-label classification (``object_cls``: softmax
+    cross-entropy of the GAP of the CAM) of crops around every labelled object region. The experiments then
     start their image network from its backbone, as the paper's from ImageNet weights.
     """
     pre = config["pretrain"]
     model = copy.deepcopy(config["model"])
     # from scratch, as ImageNet training: batch norm learns (model.image.freeze_bn applies to the experiments)
     model["image"].update(weights=None, freeze_bn=False)
-    settings = {"experiment": PRETRAIN_EXPERIMENT, "losses": ["object_cls"], "confidence": False,
-                "split": PRETRAIN_SPLIT, "scenes": list(scenes), "model": model,
-                "crops": {"size": pre["crop_size"], "min_area_fraction": pre["min_area_fraction"]},
-                **_common_settings(config)}
+    settings = {"experiment": PRETRAIN_EXPERIMENT, "losses": [PRETRAIN_TASK_LOSS[pre["task"]]], "confidence": False,
+                "split": PRETRAIN_SPLIT, "scenes": list(scenes), "model": model, **_common_settings(config)}
+    if pre["task"] == "crops":
+        settings["crops"] = {"size": pre["crop_size"], "min_area_fraction": pre["min_area_fraction"]}
     settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "batch_size": pre["batch_size"],
                          "image_lr_mult": 1.0, "milestones": [], "amp": config["train"]["amp"]}
     return settings

@@ -60,6 +60,19 @@ def object_classification_loss(cam: torch.Tensor, class_index: torch.Tensor) -> 
     return F.cross_entropy(global_average_pool(cam.float()), class_index)
 
 
+def pixel_classification_loss(cam: torch.Tensor, label: torch.Tensor, stride: int,
+                              ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Per-pixel classification of labelled frames (the image network's pretraining with ``pretrain.task: frames``,
+    an ImageNet stand-in): softmax cross-entropy of the CAM read at every pixel as training reads it at a point's
+    pixel (:func:`sample_at_pixels`), averaged over the labelled pixels. cam (B, C, h, w) logits of a network with
+    output stride ``stride``; label (B, H, W) long class indices of the input image's pixels, ``ignore_index``
+    where unlabelled."""
+    height, width = label.shape[-2:]
+    uv = image_grid_uv((height, width), (height, width), cam.device)
+    logits = sample_at_pixels(cam.float(), uv.expand(cam.shape[0], -1, -1), stride)     # (B, H * W, C)
+    return F.cross_entropy(logits.transpose(1, 2), label.reshape(label.shape[0], -1), ignore_index=ignore_index)
+
+
 # ----------------------------------------------------------------------------- gathering (eq. 4)
 def gather_projected(point_maps: torch.Tensor, cloud_of_view: torch.Tensor, point_idx: torch.Tensor) -> torch.Tensor:
     """Eq. 4, proj(.): per-point outputs of the view's cloud at its visible points.
@@ -90,6 +103,16 @@ def sample_at_pixels(maps: torch.Tensor, uv: torch.Tensor, stride: int) -> torch
     out = F.grid_sample(maps, grid.unsqueeze(1).to(maps.dtype), mode="bilinear", padding_mode="border",
                         align_corners=True)                 # (V, K, 1, P)
     return out.squeeze(2).transpose(1, 2)
+
+
+def image_grid_uv(in_hw: tuple[int, int], out_hw: tuple[int, int], device=None) -> torch.Tensor:
+    """(1, H_out * W_out, 2) float32 (column, row) of the centres of an ``out_hw`` pixel grid covering the same frame
+    as an ``in_hw`` image, in the input image's pixel coordinates (pixel centres at integers), rows first."""
+    (in_h, in_w), (out_h, out_w) = in_hw, out_hw
+    u = (torch.arange(out_w, device=device, dtype=torch.float32) + 0.5) * (in_w / out_w) - 0.5
+    v = (torch.arange(out_h, device=device, dtype=torch.float32) + 0.5) * (in_h / out_h) - 0.5
+    rows, cols = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack([cols, rows], dim=-1).reshape(1, -1, 2)
 
 
 # ----------------------------------------------------------------------------- eq. 5-7
@@ -229,6 +252,7 @@ class LossSwitches:
     to2d_confidence: bool = True # W^3d,p in eq. 11 (False: W = 1)
     pcam_like: bool = False      # §4.2 control term
     object_cls: bool = False     # the image network's pretraining on object crops (alone; not part of eq. 12)
+    pixel_cls: bool = False      # the image network's pretraining on labelled frames (alone; not part of eq. 12)
     lambda_to2d: float = 1.0     # λ of eq. 12
     confidence_2d_over: str = "all"
     to3d_labels: str = IMAGE_NETWORK_LABELS  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)

@@ -37,12 +37,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from jointwsss.data.crops import CropConfig, ObjectCropDataset
+from jointwsss.data.crops import CropConfig, FrameConfig, LabelledFrameDataset, ObjectCropDataset
 from jointwsss.data.dataset import JointDataConfig, JointDataset, collate_joint, scenes_from_index
 from jointwsss.data.transforms import ImageAugment, PointAugment
 from jointwsss.experiments import IMAGE_NETWORK_LABELS, LOSS_TERMS, check_loss_terms, result_settings, to3d_labels_of
 from jointwsss.io.layout import index_path
-from jointwsss.losses import JointInputs, LossSwitches, object_classification_loss, total_loss
+from jointwsss.losses import (JointInputs, LossSwitches, object_classification_loss, pixel_classification_loss,
+                              total_loss)
 from jointwsss.networks import build_networks
 from jointwsss.runs import (
     CHECKPOINT, FINAL_MODEL, METRICS, load_checkpoint, pick_device, rng_state, save_checkpoint, set_rng_state, unwrap,
@@ -127,8 +128,18 @@ class TrainingTask:
 
 def training_task(settings: dict, switches: LossSwitches) -> TrainingTask:
     """The joint task (views + clouds of the split's index, eq. 12) or the image network's pretraining on
-    object crops of ``settings["scenes"]`` (``object_cls``)."""
+    ``settings["scenes"]``: their labelled frames (``pixel_cls``) or object crops (``object_cls``)."""
     cache_dir = Path(settings["cache_dir"])
+    if switches.pixel_cls:
+        dataset = LabelledFrameDataset(FrameConfig(cache_dir=cache_dir, scenes=tuple(settings["scenes"]),
+                                                   color_jitter=settings["augment"]["color_jitter"],
+                                                   seed=settings["seed"]))
+
+        def frame_loss(batch: dict, outputs: dict, device) -> dict:
+            term = pixel_classification_loss(outputs["cam2d"], batch["label"].to(device), outputs["stride2d"])
+            return {"pixel_cls": term, "total": term}
+
+        return TrainingTask(dataset, torch.utils.data.default_collate, frame_loss)
     if switches.object_cls:
         crops = settings["crops"]
         dataset = ObjectCropDataset(CropConfig(

@@ -189,7 +189,7 @@ def training_settings(name):
 
 
 def train_inputs(wildcards):
-    """Stores the run trains on (the split's, or the pretrain scenes' frames for the object-crop
+    """Stores the run trains on (the split's, or the pretrain scenes' frames for the image network's
     pretraining), plus the initial image weights of runs that have them."""
     settings = training_settings(wildcards.experiment)
     weights = settings["model"]["image"]["weights"]

@@ -1,4 +1,5 @@
-"""Object-crop pretraining data (the ImageNet stand-in): regions, crops, items, and its loss."""
+"""The image network's pretraining data (the ImageNet stand-in): labelled frames, object regions, crops, items, and
+their losses."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from jointwsss.data.crops import CropConfig, ObjectCropDataset, find_regions, object_regions, square_crop
-from jointwsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from jointwsss.data.crops import (CropConfig, FrameConfig, LabelledFrameDataset, ObjectCropDataset, find_regions,
+                                  object_regions, square_crop)
+from jointwsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
 from jointwsss.io.zarr_store import open_store
-from jointwsss.losses import object_classification_loss
+from jointwsss.losses import object_classification_loss, pixel_classification_loss
 
 
 def test_object_regions_are_connected_components_of_present_classes():
@@ -82,3 +84,54 @@ def test_object_classification_loss_is_cross_entropy_of_the_pooled_cam():
     expected = -math.log(math.e / (math.e + 2))
     assert object_classification_loss(cam, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
     assert object_classification_loss(cam, torch.tensor([2])).item() == pytest.approx(-math.log(1 / (math.e + 2)), rel=1e-6)
+
+
+def test_pixel_classification_loss_reads_the_cam_at_each_pixel_and_skips_unlabelled_ones():
+    # a constant CAM: every pixel reads logits (0, ln 3), softmax (1/4, 3/4)
+    cam = torch.zeros(1, 2, 2, 3)
+    cam[0, 1] = math.log(3.0)
+    label = torch.full((1, 3, 4), 255, dtype=torch.long)
+    label[0, 0, :3] = 1
+    label[0, 2, 1] = 0
+    expected = (3 * -math.log(0.75) - math.log(0.25)) / 4          # the 8 unlabelled pixels do not count
+    assert pixel_classification_loss(cam, label, stride=8).item() == pytest.approx(expected, rel=1e-6)
+    # cell (i, j) is read at pixel (8 i, 8 j) (losses.sample_at_pixels), bilinear between: at pixel (row 0, col 4)
+    # halfway between cells (0, 0) and (0, 1)
+    cam = torch.zeros(1, 2, 2, 2)
+    cam[0, 0] = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    label = torch.full((1, 9, 9), 255, dtype=torch.long)
+    label[0, 0, 0] = 0                                              # logits (2, 0)
+    label[0, 8, 8] = 1                                              # logits (0, 0)
+    label[0, 0, 4] = 0                                              # logits (1, 0)
+    expected = (math.log(1 + math.exp(-2)) + math.log(2) + math.log(1 + math.exp(-1))) / 3
+    assert pixel_classification_loss(cam, label, stride=8).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_frame_items_are_the_labelled_frames_with_their_labels(tiny_cache):
+    scenes = ("scene0000_00", "scene0001_00")
+    stores = [{key: open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")[key][...] for key in ("color", "label")}
+              for scene in scenes]
+    labelled = [(s, f) for s in stores for f in range(len(s["label"])) if (s["label"][f] != 255).any()]
+    plain = LabelledFrameDataset(FrameConfig(tiny_cache, scenes, augment=False))
+    assert len(plain) == len(labelled) > 0
+    for k in (0, len(plain) - 1):
+        store, f = labelled[k]
+        item = plain[k]
+        assert item["label"].dtype == torch.int64
+        np.testing.assert_array_equal(item["label"].numpy(), store["label"][f])
+        np.testing.assert_allclose(item["images"].numpy(), normalize_image(store["color"][f]), atol=1e-6)
+
+    # flipped items flip image and label together; which items flip is fixed by (seed, epoch, item)
+    flips = LabelledFrameDataset(FrameConfig(tiny_cache, scenes, color_jitter=0.0, seed=5))
+    flipped = 0
+    for k in range(len(flips)):
+        store, f = labelled[k]
+        item = flips[k]
+        mirrored = not np.array_equal(item["label"].numpy(), store["label"][f])
+        if mirrored:
+            flipped += 1
+            np.testing.assert_array_equal(item["label"].numpy(), store["label"][f][:, ::-1])
+            np.testing.assert_allclose(item["images"].numpy(), normalize_image(store["color"][f][:, ::-1].copy()),
+                                       atol=1e-6)
+        assert torch.equal(item["label"], flips[k]["label"])
+    assert 0 < flipped < len(flips)

@@ -16,6 +16,11 @@ from jointwsss.train import NonFiniteLossError, train
 from conftest import run_cmd, tiny_settings
 
 
+def _metrics(run_dir: Path) -> list[dict]:
+    """The epochs of a run's metrics.jsonl."""
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def weights(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / FINAL_MODEL)["models"]
 
@@ -159,7 +164,8 @@ def test_incomplete_settings_are_a_clear_error(tmp_path):
 
 
 def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_path):
-    """pretrain.image: synthetic -- the object-crop pretraining's backbone (not its CAM head) initialises the experiments."""
+    """pretrain.image: synthetic -- the pretraining's backbone (not its CAM head) initialises the experiments; both
+    pretraining tasks (labelled frames, object crops) train."""
     from jointwsss.config import load_yaml, validate_config
     from jointwsss.experiments import experiment_settings, pretrain_settings
     from jointwsss.networks import build_networks
@@ -176,9 +182,14 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     # the tiny cache has no pretrain scenes; its train scenes stand in for them (the code path is the same)
     pre = pretrain_settings(config, ["scene0000_00", "scene0001_00"])
     assert (pre["losses"], pre["scenes"], pre["train"]["epochs"], pre["train"]["batch_size"],
-            pre["model"]["image"]["weights"]) == (["object_cls"], ["scene0000_00", "scene0001_00"], 1, 4, None)
-    pre["train"].update(num_workers=0, device="cpu")  # given on the command line by the rule
-    train(pre, tmp_path / "runs" / "pretrain_image")
+            pre["model"]["image"]["weights"]) == (["pixel_cls"], ["scene0000_00", "scene0001_00"], 1, 4, None)
+    crops = pretrain_settings({**config, "pretrain": {**config["pretrain"], "task": "crops"}}, pre["scenes"])
+    assert (crops["losses"], crops["crops"]) == (["object_cls"], {"size": 32, "min_area_fraction": 0.005})
+    for settings, run in ((crops, "pretrain_crops"), (pre, "pretrain_image")):
+        settings["train"].update(num_workers=0, device="cpu")  # given on the command line by the rule
+        train(settings, tmp_path / "runs" / run)
+    assert set(_metrics(tmp_path / "runs" / "pretrain_crops")[-1]["loss"]) == {"object_cls", "total"}
+    assert set(_metrics(tmp_path / "runs" / "pretrain_image")[-1]["loss"]) == {"pixel_cls", "total"}
     pretrained = weights(tmp_path / "runs" / "pretrain_image")["image"]
 
     joint = experiment_settings(config, "joint")

@@ -1,15 +1,20 @@
-"""Object-centric crops of labelled frames: the image network's pretraining data (our ImageNet stand-in).
+"""The image network's pretraining data (our ImageNet stand-in): labelled frames or object-centric crops of them.
 
-The paper starts the image classifier from ImageNet weights: a network that already recognises objects,
-learnt from single-label, object-centric photographs. Without ImageNet, the closest thing we can build is
-the same task on synthetic scenes that no experiment trains or evaluates on: every connected region of a
-class in a frame's label image becomes one square crop around that region (with some context), labelled
-with that class, and the image network learns to classify the crops (softmax cross-entropy, as ImageNet
-training does). The labels of these *pretraining* scenes play the role of ImageNet's labels; the
-experiments themselves only ever see image- and scene-level labels.
+The paper starts the image classifier from ImageNet weights: a network that already recognises objects and whose
+features at a pixel already tell what is there (its CAMs localise from the first step). Without ImageNet, we
+build the nearest thing from synthetic scenes that no experiment trains or evaluates on (the ``pretrain``
+scenes); their labels play the role of ImageNet's labels, and the experiments themselves only ever see image-
+and scene-level labels. Two tasks (``pretrain.task``):
 
-A crop item is ``{"images": (3, S, S) float32 normalised, "class_index": long}``; the default torch
-collation stacks them.
+- ``frames`` (:class:`LabelledFrameDataset`, the default): every kept frame with its label image, for per-pixel
+  classification (``losses.pixel_classification_loss``). Measured on the embedded world, this is what gives the
+  stand-in ImageNet's dense features (docs/world.md, "A stand-in with dense features").
+- ``crops`` (:class:`ObjectCropDataset`): every connected region of a class in a frame's label image becomes one
+  square crop around that region (with some context), labelled with that class, for single-label classification
+  (softmax cross-entropy, as ImageNet training does).
+
+A frame item is ``{"images": (3, H, W) float32 normalised, "label": (H, W) long, 255 unlabelled}``; a crop item
+``{"images": (3, S, S) float32 normalised, "class_index": long}``; the default torch collation stacks them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from jointwsss.classes import NUM_CLASSES
+from jointwsss.classes import IGNORE_INDEX, NUM_CLASSES
 from jointwsss.data.transforms import jitter_colour, normalize_image
 from jointwsss.io.layout import store_path
 from jointwsss.io.zarr_store import open_store
@@ -147,3 +152,54 @@ class ObjectCropDataset(torch.utils.data.Dataset):
                 crop = jitter_colour(crop, cfg.color_jitter, rng)
         return {"images": torch.from_numpy(normalize_image(np.ascontiguousarray(crop))),
                 "class_index": torch.tensor(r.class_index, dtype=torch.long)}
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    cache_dir: Path
+    scenes: tuple[str, ...]
+    augment: bool = True                             # random horizontal flip, colour jitter
+    color_jitter: float = 0.3
+    seed: int = 0
+
+
+class LabelledFrameDataset(torch.utils.data.Dataset):
+    """Every kept frame of the frames stores of ``cfg.scenes`` with at least one labelled pixel, with its label
+    image (see the module docstring)."""
+
+    def __init__(self, cfg: FrameConfig):
+        self.cfg = cfg
+        colors, labels = [], []
+        for scene in cfg.scenes:
+            # the pretrain scenes' kept frames are small (~0.5 MB a scene at 160 x 120): read once, kept
+            frames = open_store(store_path(cfg.cache_dir, "frames", scene), "frames")
+            label = frames["label"][...]
+            labelled = (label != IGNORE_INDEX).reshape(len(label), -1).any(axis=1)
+            if labelled.any():
+                colors.append(frames["color"][...][labelled])
+                labels.append(label[labelled])
+        if not labels:
+            raise ValueError(f"{cfg.cache_dir}: no kept frame with a labelled pixel in scenes {list(cfg.scenes)[:5]}... "
+                             "-- are these frames stores labelled?")
+        self.colors, self.labels = np.concatenate(colors), np.concatenate(labels)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it."""
+        cfg = self.cfg
+        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        image, label = self.colors[i], self.labels[i]
+        if cfg.augment:
+            rng = np.random.default_rng([cfg.seed, epoch, i])
+            if rng.random() < 0.5:
+                image, label = image[:, ::-1], label[:, ::-1]
+            if cfg.color_jitter > 0:
+                image = jitter_colour(np.ascontiguousarray(image), cfg.color_jitter, rng)
+        return {"images": torch.from_numpy(normalize_image(np.ascontiguousarray(image))),
+                "label": torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))}

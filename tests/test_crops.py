@@ -95,15 +95,17 @@ def test_pixel_classification_loss_reads_the_cam_at_each_pixel_and_skips_unlabel
     label[0, 2, 1] = 0
     expected = (3 * -math.log(0.75) - math.log(0.25)) / 4          # the 8 unlabelled pixels do not count
     assert pixel_classification_loss(cam, label, stride=8).item() == pytest.approx(expected, rel=1e-6)
-    # cell (i, j) is read at pixel (8 i, 8 j) (losses.sample_at_pixels), bilinear between: at pixel (row 0, col 4)
-    # halfway between cells (0, 0) and (0, 1)
-    cam = torch.zeros(1, 2, 2, 2)
+    # cell (i, j) is read at pixel (8 i, 8 j) (losses.sample_at_pixels), bilinear between, the border cells beyond;
+    # two images, the loss a mean over all their labelled pixels (not over images)
+    cam = torch.zeros(2, 2, 2, 2)
     cam[0, 0] = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
-    label = torch.full((1, 9, 9), 255, dtype=torch.long)
-    label[0, 0, 0] = 0                                              # logits (2, 0)
-    label[0, 8, 8] = 1                                              # logits (0, 0)
-    label[0, 0, 4] = 0                                              # logits (1, 0)
-    expected = (math.log(1 + math.exp(-2)) + math.log(2) + math.log(1 + math.exp(-1))) / 3
+    label = torch.full((2, 16, 16), 255, dtype=torch.long)
+    label[0, 0, 0] = 0                                              # cell (0, 0): logits (2, 0)
+    label[0, 0, 4] = 0                                              # halfway to cell (0, 1): logits (1, 0)
+    label[0, 0, 12] = 0                                             # beyond cell (0, 1): logits (0, 0)
+    label[0, 8, 8] = 1                                              # cell (1, 1): logits (0, 0)
+    label[1, 3, 5] = 1                                              # the second image: logits (0, 0)
+    expected = (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1)) + 3 * math.log(2)) / 5
     assert pixel_classification_loss(cam, label, stride=8).item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -135,3 +137,6 @@ def test_frame_items_are_the_labelled_frames_with_their_labels(tiny_cache):
                                        atol=1e-6)
         assert torch.equal(item["label"], flips[k]["label"])
     assert 0 < flipped < len(flips)
+    first = [flips[k]["label"] for k in range(len(flips))]
+    flips.set_epoch(1)                                              # another epoch flips other frames
+    assert any(not torch.equal(a, flips[k]["label"]) for k, a in enumerate(first))

@@ -174,7 +174,7 @@ class LabelledFrameDataset(torch.utils.data.Dataset):
             # the pretrain scenes' kept frames are small (~0.5 MB a scene at 160 x 120): read once, kept
             frames = open_store(store_path(cfg.cache_dir, "frames", scene), "frames")
             label = frames["label"][...]
-            labelled = (label != IGNORE_INDEX).reshape(len(label), -1).any(axis=1)
+            labelled = (label != IGNORE_INDEX).any(axis=(1, 2))  # (F,); a store with no kept frame has F = 0
             if labelled.any():
                 colors.append(frames["color"][...][labelled])
                 labels.append(label[labelled])

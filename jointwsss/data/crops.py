@@ -108,7 +108,21 @@ def find_regions(cache_dir: Path, scenes, min_area_fraction: float) -> list[Obje
     return regions
 
 
-class ObjectCropDataset(torch.utils.data.Dataset):
+class _EpochItems(torch.utils.data.Dataset):
+    """Items whose augmentation is drawn from (seed, epoch, index): ``set_epoch`` or ``train.EpochSampler``'s
+    ``(epoch, index)`` keys (so persistent workers, which hold their own copy of the dataset, still follow the
+    epoch)."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _epoch_and_index(self, index: int | tuple[int, int]) -> tuple[int, int]:
+        return index if isinstance(index, tuple) else (self.epoch, index)
+
+
+class ObjectCropDataset(_EpochItems):
     """Object-centric crops of the frames stores of ``cfg.scenes`` (see the module docstring)."""
 
     def __init__(self, cfg: CropConfig):
@@ -118,23 +132,18 @@ class ObjectCropDataset(torch.utils.data.Dataset):
             raise ValueError(f"{cfg.cache_dir}: no labelled object region of at least {cfg.min_area_fraction:.1%} "
                              f"of a frame in scenes {list(cfg.scenes)[:5]}... -- are these frames stores labelled?")
         self._colors: dict[str, np.ndarray] = {}
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.regions)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def class_counts(self) -> np.ndarray:
         """(20,) int64 number of crops per class."""
         return np.bincount([r.class_index for r in self.regions], minlength=NUM_CLASSES)
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
-        """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it (so persistent workers,
-        which hold their own copy of the dataset, still follow the epoch)."""
+        """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it."""
         cfg = self.cfg
-        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, i = self._epoch_and_index(index)
         r = self.regions[i]
         if r.scene not in self._colors:
             # A scene's kept frames are decoded once per worker process and kept: every frame yields several
@@ -163,7 +172,7 @@ class FrameConfig:
     seed: int = 0
 
 
-class LabelledFrameDataset(torch.utils.data.Dataset):
+class LabelledFrameDataset(_EpochItems):
     """Every kept frame of the frames stores of ``cfg.scenes`` with at least one labelled pixel, with its label
     image (see the module docstring)."""
 
@@ -182,18 +191,14 @@ class LabelledFrameDataset(torch.utils.data.Dataset):
             raise ValueError(f"{cfg.cache_dir}: no kept frame with a labelled pixel in scenes {list(cfg.scenes)[:5]}... "
                              "-- are these frames stores labelled?")
         self.colors, self.labels = np.concatenate(colors), np.concatenate(labels)
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
         """Item ``index``, or ``(epoch, index)`` as ``train.EpochSampler`` yields it."""
         cfg = self.cfg
-        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, i = self._epoch_and_index(index)
         image, label = self.colors[i], self.labels[i]
         if cfg.augment:
             rng = np.random.default_rng([cfg.seed, epoch, i])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,27 @@ class ConfigError(ValueError):
     """The configuration does not match the schema; the message lists every problem with its key."""
 
 
+# libyaml's loader where PyYAML was built with it: the schema is parsed by every CLI call of every rule, and the
+# pure-Python loader took ~0.1 s a parse (about a second of each `jointwsss synth` call)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: str | os.PathLike) -> Any:
     """The parsed YAML (or JSON) file at ``path``."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=_SAFE_LOADER)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_schema(resolved_path: str, mtime_ns: int) -> Any:
+    return load_yaml(resolved_path)
+
+
+def load_schema(schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """The parsed schema at ``schema_path``: parsed once per process (and again if the file changes), a fresh copy
+    each call so that no caller can change another's."""
+    resolved = Path(schema_path).resolve()
+    return copy.deepcopy(_parsed_schema(str(resolved), resolved.stat().st_mtime_ns))
 
 
 def _dotted(path) -> str:
@@ -110,7 +128,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, 
     Raises :class:`ConfigError` listing every problem as ``<dotted key>: <what is wrong>``.
     Returns the same (mutated) dict for convenience.
     """
-    schema = load_yaml(schema_path)
+    schema = load_schema(schema_path)
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping of keys to values, got {type(config).__name__}")
     _fill_defaults(schema, config)
@@ -204,7 +222,7 @@ def resolve_config(*config_files: str | os.PathLike) -> dict:
             raise ConfigError(f"{path}: a config file must be a mapping of keys to values, got {type(data).__name__}")
         _deep_update(config, data)
     validate_config(config, source=", ".join(map(str, config_files)) or "the schema's defaults")
-    return _in_schema_order(config, load_yaml(SCHEMA_PATH))
+    return _in_schema_order(config, load_schema())
 
 
 def _in_schema_order(config: Any, schema: dict) -> Any:
@@ -217,7 +235,7 @@ def _in_schema_order(config: Any, schema: dict) -> Any:
 
 
 def _schema_node(dotted_key: str, schema_path) -> dict:
-    node = load_yaml(schema_path)
+    node = load_schema(schema_path)
     for part in filter(None, dotted_key.split(".")):
         node = node["properties"][part]
     return node
@@ -259,7 +277,7 @@ def stage_settings(settings: dict, required, known, *, what: str, fix: str) -> d
 def reference_markdown(schema_path: str | os.PathLike = SCHEMA_PATH) -> str:
     """docs/configuration.md: every key of the schema with its type, default and meaning, as one Markdown table
     (`jointwsss config reference` prints it; a test keeps the committed page equal to it)."""
-    schema = load_yaml(schema_path)
+    schema = load_schema(schema_path)
     lines = ["# Configuration reference", "",
              "Generated from `jointwsss/resources/config.schema.yaml` by `jointwsss config reference`; do not edit. "
              "The schema is the one place a default is written. `config.yaml` sets only the keys without a default; "

@@ -54,7 +54,7 @@ THEME_PRESENCE = {
     "office": {ob.DESK: 0.95, ob.CHAIR: 0.95, ob.WINDOW: 0.75, ob.BOOKSHELF: 0.75, ob.DOOR: 0.7, ob.CABINET: 0.6,
                ob.OTHERFURNITURE: 0.6, ob.TABLE: 0.5, ob.PICTURE: 0.5, ob.SOFA: 0.4, ob.REFRIGERATOR: 0.35,
                ob.CURTAIN: 0.3, ob.COUNTER: 0.2, ob.SINK: 0.15},
-    "bathroom": {ob.TOILET: 0.9, ob.SINK: 0.9, ob.DOOR: 0.7, ob.BATHTUB: 0.9, ob.SHOWER_CURTAIN: 0.9,
+    "bathroom": {ob.TOILET: 0.9, ob.SINK: 0.9, ob.DOOR: 0.7, ob.BATHTUB: 0.9, ob.SHOWER_CURTAIN: 0.95,
                  ob.CABINET: 0.6, ob.COUNTER: 0.5, ob.OTHERFURNITURE: 0.5, ob.WINDOW: 0.45, ob.PICTURE: 0.4,
                  ob.CURTAIN: 0.2, ob.CHAIR: 0.1},
     "kitchen": {ob.CABINET: 0.95, ob.COUNTER: 0.9, ob.REFRIGERATOR: 0.85, ob.SINK: 0.85, ob.DOOR: 0.7,

@@ -92,6 +92,8 @@ def cylinder(x, y, z0, z1, radius, material: Material, raw_id: int | None = None
 # made rare. Wooden furniture is warm and mid-dark; wooden floors (layout.py) are pale and grey, so the two stay
 # apart. Colours are RGB in [0, 1].
 WOODS = [rgb(150, 95, 55), rgb(112, 72, 46), rgb(172, 126, 78), rgb(88, 56, 38)]           # cherry, walnut, oak, dark
+# tables' and desks' own woods (table / desk tops are the real confusion; beds, shelves and doors keep WOODS)
+TABLE_WOODS = [rgb(210, 156, 84), rgb(122, 50, 38)]                                          # honey, mahogany
 FLOOR_WOODS = [rgb(206, 196, 176), rgb(168, 163, 152), rgb(188, 174, 146)]                  # pale ash, grey oak, light oak
 # tinted and a little darker than the white panels of doors and cabinets
 WALL_PAINTS = [rgb(222, 214, 198), rgb(202, 210, 220), rgb(210, 220, 202), rgb(224, 206, 194), rgb(198, 198, 194),
@@ -108,7 +110,7 @@ BEDDING = [rgb(244, 244, 240), rgb(236, 232, 222)]
 BLANKETS = [rgb(70, 110, 170), rgb(200, 92, 112), rgb(226, 168, 84), rgb(96, 168, 176)]      # denim, rose, mustard, teal
 CURTAIN_FABRICS = [rgb(222, 204, 152), rgb(170, 150, 192), rgb(172, 192, 160), rgb(150, 40, 64)]  # cream, lilac, sage, wine
 FRIDGE_FINISHES = [rgb(192, 194, 198), rgb(240, 240, 238), rgb(52, 52, 56)]                # steel, white, black
-FRIDGE_FINISH_SHARES = [0.35, 0.4, 0.25]
+FRIDGE_FINISH_SHARES = [0.45, 0.3, 0.25]
 WHITES = [rgb(242, 242, 240), rgb(232, 236, 240), rgb(236, 232, 226)]
 BATH_ACRYLICS = [rgb(246, 248, 250), rgb(240, 232, 212)]                                   # bright white, almond
 METALS = [rgb(70, 70, 75), rgb(150, 150, 156), rgb(190, 192, 196)]
@@ -170,21 +172,21 @@ def panel(rng, *, wooden: bool, base=None, inset=0.06, split=0.0, split_t=0.0, p
 
 
 def table_top(rng) -> Material:
-    """Tables: mostly furniture wood (shared with desks), now and then a laminate (desks' own, mostly)."""
-    return wood(rng) if rng.random() < 0.9 else paint(rng, DESK_LAMINATES)
+    """Tables: mostly a table wood (shared with desks), now and then a laminate (desks' own, mostly)."""
+    return wood(rng, _pick(rng, TABLE_WOODS)) if rng.random() < 0.9 else paint(rng, DESK_LAMINATES)
 
 
 def desk_top(rng) -> Material:
-    """Desks: furniture wood (shared with tables), or a white laminate."""
-    return wood(rng) if rng.random() < 0.45 else paint(rng, DESK_LAMINATES)
+    """Desks: a table wood (shared with tables), or a white laminate."""
+    return wood(rng, _pick(rng, TABLE_WOODS)) if rng.random() < 0.45 else paint(rng, DESK_LAMINATES)
 
 
 def cabinet_front(rng, **kw) -> Material:
     """Cabinets: white or cream panels and wooden ones (both shared with doors), or a kitchen colour of their own."""
     u = rng.random()
-    if u < 0.4:
+    if u < 0.25:
         return panel(rng, wooden=False, **kw)
-    if u < 0.65:
+    if u < 0.55:
         return panel(rng, wooden=True, **kw)
     return panel(rng, wooden=False, palette=KITCHEN_PAINTS, **kw)
 
@@ -192,9 +194,9 @@ def cabinet_front(rng, **kw) -> Material:
 def door_leaf(rng, **kw) -> Material:
     """Doors: white or cream panels and wooden ones (both shared with cabinets), or a dark paint of their own."""
     u = rng.random()
-    if u < 0.4:
+    if u < 0.2:
         return panel(rng, wooden=False, **kw)
-    if u < 0.7:
+    if u < 0.6:
         return panel(rng, wooden=True, **kw)
     return panel(rng, wooden=False, palette=DOOR_PAINTS, **kw)
 
@@ -309,11 +311,16 @@ def build_bed(rng) -> SceneObject:
     second = jitter_color(rng, _pick(rng, BEDDING + BLANKETS))
     blanket = Material(MaterialKind.QUILT, tone, second, np.array([rng.uniform(0.12, 0.25), 0, 0, 0]), _seed(rng))
     fh, mh = rng.uniform(0.22, 0.3), rng.uniform(0.18, 0.25)
+    head = 0.45  # metres of sheet at the head: the pillows' strip
     parts = [
         floor_box(0, 0, (w, length, fh), frame),
-        floor_box(0, 0.0, (w - 0.04, length - 0.06, mh + EMBED_M), bedding, z0=fh - EMBED_M, raw_id=1191),
+        # the sheet shows at the head, under the pillows; the blanket covers the rest of the mattress and drapes
+        # over its sides and foot, as a duvet does
+        floor_box(0, -length / 2 + 0.03 + head / 2, (w - 0.04, head, mh + EMBED_M), bedding, z0=fh - EMBED_M,
+                  raw_id=1191),
         floor_box(0, -length / 2 + 0.03, (w + 0.04, 0.06, rng.uniform(0.9, 1.1)), frame),
-        floor_box(0, length * 0.08, (w + 0.02, length * 0.84, 0.03 + EMBED_M), blanket, z0=fh + mh - EMBED_M),
+        floor_box(0, (head + 0.03) / 2, (w + 0.02, length - 0.03 - head, mh + 0.03 + EMBED_M), blanket,
+                  z0=fh - EMBED_M),
     ]
     n_pillows = 1 if w < 1.3 else 2
     for k in range(n_pillows):
@@ -390,11 +397,11 @@ def build_refrigerator(rng, mini: bool) -> SceneObject:
 
 def counter_front(rng, top: Material) -> Material:
     """Counters: mostly fronts of their own -- clad in the top's stone, a little darker, or painted with a drawer row
-    below the top -- and sometimes a cabinet's front (the real confusion)."""
+    below the top -- and now and then a cabinet's front (the real confusion)."""
     u = rng.random()
-    if u < 0.35:
+    if u < 0.15:
         return cabinet_front(rng, inset=0.05, split=-1.0)
-    if u < 0.65:
+    if u < 0.6:
         return Material(MaterialKind.STONE, top.color_a * rng.uniform(0.8, 0.92), top.color_b, seed=_seed(rng))
     return panel(rng, wooden=False, palette=COUNTER_PAINTS, inset=0.05, split=1.0, split_t=rng.uniform(0.2, 0.28))
 
@@ -582,7 +589,7 @@ def build_otherfurniture(rng, variant: str) -> SceneObject:
         return SceneObject(variant, OTHERFURNITURE, parts, (68,), meta={"size": (w, 0.36)})
     if variant == "tv stand":
         w, d = rng.uniform(1.0, 1.6), rng.uniform(0.38, 0.45)
-        body = panel(rng, wooden=rng.random() < 0.5, inset=0.04, split=-1.0, palette=MEDIA_PAINTS)
+        body = panel(rng, wooden=rng.random() < 0.3, inset=0.04, split=-1.0, palette=MEDIA_PAINTS)
         return SceneObject(variant, OTHERFURNITURE, [floor_box(0, 0, (w, d, rng.uniform(0.45, 0.55)), body)], (51,),
                            meta={"size": (w, d)})
     if variant == "washing machine":

@@ -4,12 +4,13 @@ key, and the checks across keys live in check_config."""
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import fields
 
 import pytest
 
 from jointwsss.config import (
-    SCHEMA_PATH, ConfigError, check_config, load_yaml, reference_markdown, resolve_config, schema_default,
+    SCHEMA_PATH, ConfigError, check_config, load_schema, load_yaml, reference_markdown, resolve_config, schema_default,
     validate_config,
 )
 
@@ -234,3 +235,19 @@ def test_configuration_reference_page_is_generated_from_the_schema():
     assert page == reference_markdown(), "run `jointwsss config reference > docs/configuration.md`"
     assert "| `frames.image_size` | array | `[160, 120]` |" in page
     assert "| `dataset.source` | `synthetic` \\| `download` \\| `local` | **required** |" in page
+
+
+def test_schema_is_parsed_once_but_every_caller_gets_its_own_copy(tmp_path):
+    """load_schema caches the parse (every CLI call of every rule reads the schema) yet no caller can change what
+    the next one reads, and an edited schema file is read again."""
+    first = load_schema()
+    assert first == load_yaml(SCHEMA_PATH)
+    first["properties"]["seed"]["default"] = 12345
+    assert load_schema()["properties"]["seed"]["default"] == 0
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("type: object\nproperties: {a: {type: integer, default: 1}}\n")
+    assert load_schema(schema)["properties"]["a"]["default"] == 1
+    schema.write_text("type: object\nproperties: {a: {type: integer, default: 2}}\n")
+    os.utime(schema, ns=(schema.stat().st_atime_ns, schema.stat().st_mtime_ns + 10**9))
+    assert load_schema(schema)["properties"]["a"]["default"] == 2
+    assert validate_config({}, schema) == {"a": 2}

@@ -42,11 +42,17 @@ def _parsed_schema(resolved_path: str, mtime_ns: int) -> Any:
     return load_yaml(resolved_path)
 
 
+def _shared_schema(schema_path: str | os.PathLike) -> dict:
+    """The one parse of the schema at ``schema_path`` this process shares (again if the file changes): read it,
+    never change it."""
+    resolved = Path(schema_path).resolve()
+    return _parsed_schema(str(resolved), resolved.stat().st_mtime_ns)
+
+
 def load_schema(schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """The parsed schema at ``schema_path``: parsed once per process (and again if the file changes), a fresh copy
     each call so that no caller can change another's."""
-    resolved = Path(schema_path).resolve()
-    return copy.deepcopy(_parsed_schema(str(resolved), resolved.stat().st_mtime_ns))
+    return copy.deepcopy(_shared_schema(schema_path))
 
 
 def _dotted(path) -> str:
@@ -235,7 +241,8 @@ def _in_schema_order(config: Any, schema: dict) -> Any:
 
 
 def _schema_node(dotted_key: str, schema_path) -> dict:
-    node = load_schema(schema_path)
+    """One key's node of the shared parse; its callers copy what they return from it."""
+    node = _shared_schema(schema_path)
     for part in filter(None, dotted_key.split(".")):
         node = node["properties"][part]
     return node

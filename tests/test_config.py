@@ -244,6 +244,9 @@ def test_schema_is_parsed_once_but_every_caller_gets_its_own_copy(tmp_path):
     assert first == load_yaml(SCHEMA_PATH)
     first["properties"]["seed"]["default"] = 12345
     assert load_schema()["properties"]["seed"]["default"] == 0
+    scale = schema_default("augment.image_scale_range")  # read from the shared parse, returned as a copy
+    scale.append(9.0)
+    assert schema_default("augment.image_scale_range") == [1.0, 1.25]
     schema = tmp_path / "schema.yaml"
     schema.write_text("type: object\nproperties: {a: {type: integer, default: 1}}\n")
     assert load_schema(schema)["properties"]["a"]["default"] == 1

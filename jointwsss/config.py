@@ -176,7 +176,8 @@ def check_config(config: dict, *, source: str = "config") -> list[str]:
     step = config["synth"]["rendered_frame_step"]
     if dataset["source"] == "synthetic" and config["frames"]["skip"] % step:
         problems.append(f"frames.skip {config['frames']['skip']} is not a multiple of synth.rendered_frame_step {step}: "
-                        "the frames it reads would repeat rendered ones -- make frames.skip a multiple of it")
+                        "the frames it reads would repeat rendered ones -- make frames.skip a multiple of it, or set "
+                        "synth.rendered_frame_step 1 (every frame rendered)")
     problems += _s3dis_problems(config)
     weights = config["model"]["image"]["weights"]
     if weights and not Path(weights).is_file():

@@ -75,7 +75,7 @@ def build_tiny_cache(root: Path, *, frames_per_scene: int = 12, skip: int = 3) -
     from jointwsss.synth.scannet import SynthScanNetConfig, scene_ids, synthesize_scene, write_metadata
 
     cfg = SynthScanNetConfig(seed=0, num_train_scenes=2, num_val_scenes=1, frames_per_scene=frames_per_scene,
-                             color_size=(96, 72), depth_size=(64, 48))
+                             color_size=(96, 72), depth_size=(64, 48), rendered_frame_step=skip)
     raw, cache = root / "raw", root / "cache"
     write_metadata(raw, cfg)
     splits = scene_ids(cfg)

@@ -39,10 +39,12 @@ def test_rendered_frame_is_the_last_multiple_of_the_step():
 
 
 def test_the_later_scene_keys_reach_a_scene_job_only_when_set():
-    synth = {"seed": 0, "frames_per_scene": 40, "real_size": False, "rendered_frame_step": 1}
+    synth = {"seed": 0, "frames_per_scene": 40, "real_size": False, "rendered_frame_step": 2}   # their defaults
     assert scene_settings(synth, tuple(synth)) == {"seed": 0, "frames_per_scene": 40}
     synth.update(real_size=True, rendered_frame_step=100)
     assert scene_settings(synth, tuple(synth)) == synth
+    synth.update(real_size=False, rendered_frame_step=1)
+    assert scene_settings(synth, tuple(synth)) == {"seed": 0, "frames_per_scene": 40, "rendered_frame_step": 1}
 
 
 def test_frames_skip_must_read_rendered_frames(repo):
@@ -88,3 +90,18 @@ def test_a_held_frame_stream_at_scannets_image_sizes(tmp_path):
         first, held = labels.read_raw(3), labels.read_raw(4)
         assert first.shape == (968, 1296)
         np.testing.assert_array_equal(first, held)
+
+
+def test_a_rendered_frame_has_the_same_bytes_whatever_the_step(tmp_path):
+    """Frames 0 and 2 of a stream rendered every frame and of one rendered every 2nd: the same colour, depth and
+    label bytes, so the frames a frames.skip of 2 reads do not depend on synth.rendered_frame_step."""
+    streams = {}
+    for step in (1, 2):
+        cfg = SynthScanNetConfig(frames_per_scene=4, rendered_frame_step=step, invalid_pose_fraction=0.0)
+        synthesize_scene("scene0001_00", tmp_path / str(step), cfg)
+        names = scene_file_names("scene0001_00")
+        with SensReader(tmp_path / str(step) / names["sens"]) as sens, \
+                LabelZip(tmp_path / str(step) / names["label_zip"]) as labels:
+            streams[step] = [(sens.color_bytes(k), sens.depth_bytes(k), labels.read_raw(k).tobytes()) for k in range(4)]
+    assert streams[1][0] == streams[2][0] and streams[1][2] == streams[2][2]
+    assert streams[1][1] != streams[2][1] and streams[2][1] == streams[2][0]    # step 2 holds frame 0 at frame 1

@@ -311,7 +311,6 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
         depth_height=cfg.depth_size[1],
         depth_shift=DEPTH_SHIFT,
     )
-    frame_rng = scene_rng(cfg.seed, scene_id, "frames")
     label_images = []
     classes_per_frame = []
     with SensWriter(scene_dir / names["sens"], header) as writer:
@@ -319,6 +318,9 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
             writer.add_imu(**record)
         for k, pose in enumerate(poses_room):
             if held[k] == k:
+                # A generator per frame, so a rendered frame's noise does not depend on which frames were rendered
+                # before it: every rendered_frame_step renders the same bytes for the frames it renders.
+                frame_rng = scene_rng(cfg.seed, scene_id, f"frame {k}")
                 color, labels = render_color_and_labels(surfaces, rig, pose, frame_rng)
                 depth = render_depth(surfaces, rig, pose, frame_rng, DEPTH_SHIFT)
                 color_bytes = encode_color(color, "jpeg", cfg.jpeg_quality)

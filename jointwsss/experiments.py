@@ -194,8 +194,10 @@ def pretrain_settings(config: dict, scenes: list[str]) -> dict:
                 "split": PRETRAIN_SPLIT, "scenes": list(scenes), "model": model, **_common_settings(config)}
     if pre["task"] == "crops":
         settings["crops"] = {"size": pre["crop_size"], "min_area_fraction": pre["min_area_fraction"]}
+    else:
+        settings["pixel_loss"] = pre["pixel_loss"]
     settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "batch_size": pre["batch_size"],
-                         "image_lr_mult": 1.0, "milestones": [], "amp": config["train"]["amp"]}
+                         "image_lr_mult": 1.0, "milestones": pre["milestones"], "amp": config["train"]["amp"]}
     return settings
 
 

@@ -60,17 +60,24 @@ def object_classification_loss(cam: torch.Tensor, class_index: torch.Tensor) -> 
     return F.cross_entropy(global_average_pool(cam.float()), class_index)
 
 
-def pixel_classification_loss(cam: torch.Tensor, label: torch.Tensor, stride: int,
-                              ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def pixel_classification_loss(cam: torch.Tensor, label: torch.Tensor, stride: int, ignore_index: int = IGNORE_INDEX,
+                              *, one_vs_rest: bool = False) -> torch.Tensor:
     """Per-pixel classification of labelled frames (the image network's pretraining with ``pretrain.task: frames``,
-    an ImageNet stand-in): softmax cross-entropy of the CAM read at every pixel as training reads it at a point's
-    pixel (:func:`sample_at_pixels`), averaged over the labelled pixels. cam (B, C, h, w) logits of a network with
-    output stride ``stride``; label (B, H, W) long class indices of the input image's pixels, ``ignore_index``
-    where unlabelled."""
+    an ImageNet stand-in), the CAM read at every pixel as training reads it at a point's pixel
+    (:func:`sample_at_pixels`), averaged over the labelled pixels: softmax cross-entropy, or with ``one_vs_rest`` a
+    binary cross-entropy per class against the pixel's one-hot class, summed over the classes (``pretrain.pixel_loss``).
+    cam (B, C, h, w) logits of a network with output stride ``stride``; label (B, H, W) long class indices of the input
+    image's pixels, ``ignore_index`` where unlabelled."""
     height, width = label.shape[-2:]
     uv = image_grid_uv((height, width), (height, width), cam.device)
     logits = sample_at_pixels(cam.float(), uv.expand(cam.shape[0], -1, -1), stride)     # (B, H * W, C)
-    return F.cross_entropy(logits.transpose(1, 2), label.reshape(label.shape[0], -1), ignore_index=ignore_index)
+    label = label.reshape(label.shape[0], -1)
+    if not one_vs_rest:
+        return F.cross_entropy(logits.transpose(1, 2), label, ignore_index=ignore_index)
+    labelled = label != ignore_index
+    target = F.one_hot(torch.where(labelled, label, torch.zeros_like(label)), logits.shape[-1]).to(logits.dtype)
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=-1)
+    return (per_pixel * labelled).sum() / labelled.sum().clamp(min=1)
 
 
 # ----------------------------------------------------------------------------- gathering (eq. 4)

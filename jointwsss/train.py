@@ -136,7 +136,8 @@ def training_task(settings: dict, switches: LossSwitches) -> TrainingTask:
                                                    seed=settings["seed"]))
 
         def frame_loss(batch: dict, outputs: dict, device) -> dict:
-            term = pixel_classification_loss(outputs["cam2d"], batch["label"].to(device), outputs["stride2d"])
+            term = pixel_classification_loss(outputs["cam2d"], batch["label"].to(device), outputs["stride2d"],
+                                             one_vs_rest=settings["pixel_loss"] == "one_vs_rest")
             return {"pixel_cls": term, "total": term}
 
         return TrainingTask(dataset, torch.utils.data.default_collate, frame_loss)

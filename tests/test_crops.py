@@ -109,6 +109,24 @@ def test_pixel_classification_loss_reads_the_cam_at_each_pixel_and_skips_unlabel
     assert pixel_classification_loss(cam, label, stride=8).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_one_vs_rest_pixel_loss_sums_a_bce_per_class_over_the_labelled_pixels():
+    # a constant CAM: every pixel reads logits (0, ln 3, -ln 3); sigmoid (1/2, 3/4, 1/4)
+    cam = torch.zeros(1, 3, 2, 3)
+    cam[0, 1] = math.log(3.0)
+    cam[0, 2] = -math.log(3.0)
+    label = torch.full((1, 3, 4), 255, dtype=torch.long)
+    label[0, 0, :2] = 1                                            # two pixels of class 1
+    label[0, 2, 3] = 2                                             # one of class 2
+    class_1 = -math.log(0.5) - math.log(0.75) - math.log(0.75)    # BCE of (0, 1, 0) against (1/2, 3/4, 1/4)
+    class_2 = -math.log(0.5) - math.log(0.25) - math.log(0.25)    # BCE of (0, 0, 1)
+    expected = (2 * class_1 + class_2) / 3                         # a mean over the labelled pixels only
+    assert pixel_classification_loss(cam, label, stride=8, one_vs_rest=True).item() == pytest.approx(expected, rel=1e-6)
+    # softmax cross-entropy of the same pixels differs: the two losses are not the same function
+    assert pixel_classification_loss(cam, label, stride=8).item() != pytest.approx(expected, rel=1e-3)
+    # no labelled pixel: zero, not NaN
+    assert pixel_classification_loss(cam, torch.full((1, 3, 4), 255), stride=8, one_vs_rest=True).item() == 0.0
+
+
 def test_frame_items_are_the_labelled_frames_with_their_labels(tiny_cache):
     scenes = ("scene0000_00", "scene0001_00")
     stores = [{key: open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")[key][...] for key in ("color", "label")}

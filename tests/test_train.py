@@ -183,8 +183,10 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     pre = pretrain_settings(config, ["scene0000_00", "scene0001_00"])
     assert (pre["losses"], pre["scenes"], pre["train"]["epochs"], pre["train"]["batch_size"],
             pre["model"]["image"]["weights"]) == (["pixel_cls"], ["scene0000_00", "scene0001_00"], 1, 4, None)
+    assert (pre["pixel_loss"], pre["train"]["milestones"]) == ("one_vs_rest", config["pretrain"]["milestones"])
     crops = pretrain_settings({**config, "pretrain": {**config["pretrain"], "task": "crops"}}, pre["scenes"])
     assert (crops["losses"], crops["crops"]) == (["object_cls"], {"size": 32, "min_area_fraction": 0.005})
+    assert "pixel_loss" not in crops
     for settings, run in ((crops, "pretrain_crops"), (pre, "pretrain_image")):
         settings["train"].update(num_workers=0, device="cpu")  # given on the command line by the rule
         train(settings, tmp_path / "runs" / run)

@@ -75,8 +75,10 @@ def pixel_classification_loss(cam: torch.Tensor, label: torch.Tensor, stride: in
     if not one_vs_rest:
         return F.cross_entropy(logits.transpose(1, 2), label, ignore_index=ignore_index)
     labelled = label != ignore_index
-    target = F.one_hot(torch.where(labelled, label, torch.zeros_like(label)), logits.shape[-1]).to(logits.dtype)
-    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=-1)
+    # The BCE of logit l against 0 is softplus(l), against 1 softplus(l) - l: summed over the classes, the softplus
+    # of every class less the logit of the pixel's own (half the time of a one-hot target and a BCE per class).
+    own = logits.gather(-1, torch.where(labelled, label, torch.zeros_like(label)).unsqueeze(-1)).squeeze(-1)
+    per_pixel = F.softplus(logits).sum(dim=-1) - own
     return (per_pixel * labelled).sum() / labelled.sum().clamp(min=1)
 
 

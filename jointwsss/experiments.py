@@ -211,6 +211,8 @@ REQUIRED_SETTINGS = {
     "augment": ("point_flip", "point_rotate", "image_scale_range", "image_hflip", "color_jitter"),
     "train": ("epochs", "batch_size", "optimizer", "lr", "image_lr_mult", "weight_decay", "milestones", "gamma", "amp"),
 }
+#: Top-level settings that a pretraining loss needs besides those (pretrain_settings writes them).
+REQUIRED_BY_LOSS = {"pixel_cls": ("pixel_loss",), "object_cls": ("crops",)}
 
 
 def check_settings(settings: dict) -> dict:
@@ -223,6 +225,9 @@ def check_settings(settings: dict) -> dict:
         for part in filter(None, section.split(".")):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         missing += [f"{section + '.' if section else ''}{k}" for k in keys if not isinstance(node, dict) or k not in node]
+    losses = settings.get("losses", [])
+    missing += [key for loss in REQUIRED_BY_LOSS if isinstance(losses, list) and loss in losses
+                for key in REQUIRED_BY_LOSS[loss] if key not in settings]
     if missing:
         raise ConfigError(f"training settings lack {', '.join(missing)} -- write them with "
                           "jointwsss.experiments.experiment_settings(config, name) (the Snakefile does) or copy "

@@ -163,6 +163,21 @@ def test_incomplete_settings_are_a_clear_error(tmp_path):
     assert "training settings lack losses, confidence, cache_dir" in proc.stderr and "train.amp" in proc.stderr
 
 
+def test_pretraining_settings_need_their_tasks_keys(repo):
+    from jointwsss.config import ConfigError, load_yaml, validate_config
+    from jointwsss.experiments import check_settings, pretrain_settings
+
+    config = validate_config(load_yaml(repo / "config.yaml"))
+    frames = pretrain_settings(config, ["scene0000_00"])
+    crops = pretrain_settings({**config, "pretrain": {**config["pretrain"], "task": "crops"}}, ["scene0000_00"])
+    assert check_settings(frames) is frames and check_settings(crops) is crops
+    del frames["pixel_loss"], crops["crops"]
+    with pytest.raises(ConfigError, match=r"training settings lack pixel_loss --"):
+        check_settings(frames)
+    with pytest.raises(ConfigError, match=r"training settings lack crops --"):
+        check_settings(crops)
+
+
 def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_path):
     """pretrain.image: synthetic -- the pretraining's backbone (not its CAM head) initialises the experiments; both
     pretraining tasks (labelled frames, object crops) train."""

@@ -225,9 +225,9 @@ def check_settings(settings: dict) -> dict:
         for part in filter(None, section.split(".")):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         missing += [f"{section + '.' if section else ''}{k}" for k in keys if not isinstance(node, dict) or k not in node]
-    losses = settings.get("losses", [])
-    missing += [key for loss in REQUIRED_BY_LOSS if isinstance(losses, list) and loss in losses
-                for key in REQUIRED_BY_LOSS[loss] if key not in settings]
+    losses = settings.get("losses")
+    if isinstance(losses, list):
+        missing += [key for loss in losses for key in REQUIRED_BY_LOSS.get(loss, ()) if key not in settings]
     if missing:
         raise ConfigError(f"training settings lack {', '.join(missing)} -- write them with "
                           "jointwsss.experiments.experiment_settings(config, name) (the Snakefile does) or copy "

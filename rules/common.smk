@@ -23,6 +23,7 @@ from jointwsss.io.layout import STORE_KINDS, index_path, store_path
 from jointwsss.synth.scannet import (
     COUNT_KEYS,
     SCENE_KEYS,
+    WORLD_VERSION,
     SynthScanNetConfig,
     scene_ids as synth_scene_ids,
     scene_settings as synth_scene_settings,

@@ -43,6 +43,8 @@ if SOURCE == "synthetic":
             test=lambda wc: "--test" if wc.scene in TEST_SCENES else "",
             # every setting that shapes a scene (a changed scene count reruns only synth_scannet_meta)
             settings=synth_settings(SCENE_KEYS),
+            # the generator's version: data that an earlier world wrote is remade (its params differ)
+            world=WORLD_VERSION,
         shell:
             "jointwsss synth scannet --out {params.raw_dir} --scene {wildcards.scene} {params.test}"
             " --settings {params.settings:q} > {log} 2>&1"

@@ -66,6 +66,10 @@ SCENE_KEYS = ("seed", "frames_per_scene", "color_size", "depth_size", "invalid_p
 #: Scene keys added after datasets were made with the others: passed to a scene's job only where they differ from
 #: their default (:func:`scene_settings`), so the jobs of a dataset without them keep their params (no rerun).
 LATER_SCENE_KEYS = ("real_size", "rendered_frame_step")
+#: The version of the generator's world (docs/world.md has one row per version). Bump it with any change that changes
+#: a scene's bytes for the same settings: rule synth_scannet carries it in its params, so Snakemake remakes raw data
+#: that an earlier world wrote (its params differ), and every cache and run after it.
+WORLD_VERSION = "1.4"
 #: Keys that decide which scenes exist (the split lists); num_pretrain_scenes (not in the synth section) is 0 if not given.
 COUNT_KEYS = ("num_train_scenes", "num_val_scenes", "num_test_scenes")
 
@@ -339,6 +343,7 @@ def synthesize_scene(scene_id: str, scene_dir: Path, cfg: SynthScanNetConfig, *,
             write_label_zip(scene_dir / names["label_zip"], enumerate(label_images))
     return {
         "scene_id": scene_id,
+        "world_version": WORLD_VERSION,
         "theme": layout.theme,
         "room_size_m": [round(float(v), 3) for v in layout.room_size],
         "num_vertices": int(len(mesh.xyz)),

@@ -58,16 +58,17 @@ def seen_vertices(num_vertices: int, point_idx: np.ndarray) -> np.ndarray:
     return seen
 
 
-def teacher_labels(cam2d_at_points: torch.Tensor, image_labels: torch.Tensor,
-                   confidence_over: str = "all") -> tuple[np.ndarray, np.ndarray]:
+def teacher_labels(cam2d_at_points: torch.Tensor, image_labels: torch.Tensor, confidence_over: str = "all",
+                   confidence_score: str = "sigmoid") -> tuple[np.ndarray, np.ndarray]:
     """Eq. 5 pseudo-labels and eq. 6 confidences of one view's points, exactly as training computes them
-    (``losses.teacher_targets``; ``confidence_over`` is the run's ``joint.confidence_2d_over``).
+    (``losses.teacher_targets``; ``confidence_over`` and ``confidence_score`` are the run's
+    ``joint.confidence_2d_over`` and ``joint.confidence_score``).
 
     cam2d_at_points (P, C) logits of the image network at the points' pixels; image_labels (C,) in {0, 1}.
     Returns (P,) int64 labels and (P,) float32 confidences.
     """
     labels, confidence = teacher_targets(cam2d_at_points, image_labels.expand_as(cam2d_at_points),
-                                         confidence_over=confidence_over)
+                                         confidence_over=confidence_over, confidence_score=confidence_score)
     return labels.numpy(), confidence.numpy()
 
 
@@ -76,12 +77,17 @@ def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
 
     ``most_given``: the label the teacher gives a class's points most often; ``learnable_by_2d_to_3d``:
     that label is the class itself (a student fitting the teacher predicts the class there).
-    ``weighted_conf``: the same confusion with each point counted with its eq. 6 confidence.
+    ``weighted_conf``: the same confusion with each point counted with its eq. 6 confidence, which is how eq. 7
+    weighs the labels: ``confidence_weighted_miou`` above ``miou`` says the confidence favours right labels, below it
+    that it favours some classes' labels over others'; per class, the mean confidence of its points labelled right
+    and labelled wrong.
     """
     conf = np.asarray(conf, dtype=np.int64)
     tp = np.diag(conf[:, :NUM_CLASSES]).astype(np.float64)
     gt_total, pred_total = conf.sum(axis=1), conf[:, :NUM_CLASSES].sum(axis=0)
     report = miou_report(conf)
+    weighted = np.asarray(weighted_conf, dtype=np.float64)
+    weighted_tp = np.diag(weighted[:, :NUM_CLASSES])
     per_class = {}
     for c, name in enumerate(CLASS_NAMES):
         if gt_total[c] == 0:
@@ -94,12 +100,15 @@ def teacher_report(conf: np.ndarray, weighted_conf: np.ndarray) -> dict:
             "iou": report["per_class"][name],
             "most_given": CLASS_NAMES[most],
             "learnable_by_2d_to_3d": most == c,
+            "confidence_right": float(weighted_tp[c] / tp[c]) if tp[c] else None,
+            "confidence_wrong": (float((weighted[c].sum() - weighted_tp[c]) / (gt_total[c] - tp[c]))
+                                 if gt_total[c] > tp[c] else None),
         }
-    weighted = np.asarray(weighted_conf, dtype=np.float64)
     return {
         "miou": report["miou"],
+        "confidence_weighted_miou": miou_report(weighted)["miou"],
         "accuracy": float(tp.sum() / max(conf.sum(), 1)),
-        "confidence_weighted_accuracy": float(np.trace(weighted[:, :NUM_CLASSES]) / max(weighted.sum(), 1e-12)),
+        "confidence_weighted_accuracy": float(weighted_tp.sum() / max(weighted.sum(), 1e-12)),
         "label_share": {name: float(pred_total[c] / max(pred_total.sum(), 1)) for c, name in enumerate(CLASS_NAMES)},
         "truth_share": {name: float(gt_total[c] / max(gt_total.sum(), 1)) for c, name in enumerate(CLASS_NAMES)},
         "per_class": per_class,
@@ -192,6 +201,7 @@ class _SplitDiagnosis:
         self.rng, self.device = rng, device
         self.passes_3d, self.feature_points_per_view = passes_3d, feature_points_per_view
         self.confidence_over = settings["joint"].get("confidence_2d_over", "all")  # eq. 6 as this run trained
+        self.confidence_score = settings["joint"].get("confidence_score", "sigmoid")  # runs made before the key
         self.vertex_counts, self.seen_counts, self.pair_counts = (np.zeros(NUM_CLASSES, np.int64) for _ in range(3))
         self.teacher_conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
         self.teacher_weighted = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.float64)
@@ -243,7 +253,7 @@ class _SplitDiagnosis:
         self.view_scores.append(global_average_pool(cam2d.float())[0].cpu().numpy())
         self.view_labels.append(image_labels.numpy())
         if image_labels.any():
-            label, confidence = teacher_labels(cam_at, image_labels, self.confidence_over)
+            label, confidence = teacher_labels(cam_at, image_labels, self.confidence_over, self.confidence_score)
             self.teacher_conf += confusion_matrix(gt[idx], label)
             valid = gt[idx] < NUM_CLASSES
             np.add.at(self.teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])
@@ -339,7 +349,8 @@ def summary_lines(result: dict) -> list[str]:
              f"views see {pct(result['coverage']['seen_fraction'])} % of the labelled vertices"]
     if "teacher" in result:
         t = result["teacher"]
-        lines.append(f"  teacher (eq. 5 at visible points): mIoU {pct(t['miou'])} %, accuracy {pct(t['accuracy'])} %; "
+        lines.append(f"  teacher (eq. 5 at visible points): mIoU {pct(t['miou'])} % (weighted by eq. 6's confidence "
+                     f"{pct(t.get('confidence_weighted_miou'))} %), accuracy {pct(t['accuracy'])} %; "
                      f"most-given label right for {len(t['learnable_classes'])}/{len(t['per_class'])} classes: "
                      f"{', '.join(t['learnable_classes'])}")
         if t.get("mean_image_level_auc") is not None:

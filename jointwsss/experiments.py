@@ -207,7 +207,7 @@ REQUIRED_SETTINGS = {
     "model.image": ("width", "weights", "freeze_bn", "dropout"),
     "model.point": ("width", "radii"),
     "points": ("num",),
-    "joint": ("views_per_sample", "max_points_per_view", "lambda", "confidence_2d_over"),
+    "joint": ("views_per_sample", "max_points_per_view", "lambda", "confidence_2d_over", "confidence_score"),
     "augment": ("point_flip", "point_rotate", "image_scale_range", "image_hflip", "color_jitter"),
     "train": ("epochs", "batch_size", "optimizer", "lr", "image_lr_mult", "weight_decay", "milestones", "gamma", "amp"),
 }

@@ -7,8 +7,11 @@ C = classes (20), D = feature channels, h x w = the image network's feature map.
 
 Choices the paper leaves open (each documented in the README, config keys in brackets):
 
-- Scores. The CAMs ``A`` are logits; class *scores* are ``sigmoid(A)``, so the confidences of eq. 6
-  and eq. 10 are probabilities in [0, 1] and weight the losses as the paper intends.
+- Scores. The CAMs ``A`` are logits; class *scores* are ``sigmoid(A)`` (eq. 5's argmax is the same either way),
+  so the confidences of eq. 6 and eq. 10 are probabilities in [0, 1]
+  [``joint.confidence_score``: ``sigmoid`` | ``logit``: the maximum logit clamped at 0, the paper's words "using
+  maximum logit as a confidence score"; it scales eq. 7 and eq. 11 by the logits' size, about 8 and 100 here, and
+  collapses the joint model's 2D (docs/2d-to-3d-transfer.md, section 7)].
 - ``l_bce`` of eq. 2 and eq. 7 is binary cross-entropy with logits, averaged over the C classes
   (the multi-label soft-margin loss of image-level WSSS); eq. 7's target is the one-hot vector of M^2d.
 - Eq. 5 multiplies scores by the image label ``t^2d``: absent classes are excluded from the argmax
@@ -134,8 +137,23 @@ def pseudo_label_2d(scores_2d: torch.Tensor, image_labels: torch.Tensor) -> torc
     return torch.where(present, scores_2d, torch.full_like(scores_2d, -1.0)).argmax(dim=-1)
 
 
+CONFIDENCE_SCORES = ("sigmoid", "logit")
+
+
+def confidence_scores(cam: torch.Tensor, score: str = "sigmoid") -> torch.Tensor:
+    """The per-class scores whose maximum is eq. 6's and eq. 10's confidence: ``sigmoid(A)`` for ``"sigmoid"``,
+    ``max(A, 0)`` for ``"logit"`` (the paper's maximum logit, never negative: a pixel or point where every class is
+    negative weighs nothing rather than pushing away from its label). (..., C) logits -> (..., C) >= 0."""
+    if score == "sigmoid":
+        return torch.sigmoid(cam.float())
+    if score == "logit":
+        return cam.float().clamp(min=0)
+    raise ValueError(f"confidence score must be one of {CONFIDENCE_SCORES}, got {score!r}")
+
+
 def confidence_2d(scores_2d: torch.Tensor, image_labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 6: ``W = max_c score_c``; with ``image_labels`` the max runs over present classes only. (..., C) -> (...)."""
+    """Eq. 6: ``W = max_c score_c`` of :func:`confidence_scores`; with ``image_labels`` the max runs over present
+    classes only. (..., C) -> (...)."""
     if image_labels is not None:
         scores_2d = torch.where(image_labels.to(torch.bool), scores_2d, torch.zeros_like(scores_2d))
     return scores_2d.max(dim=-1).values
@@ -153,7 +171,8 @@ def masked_view_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def loss_2d_to_3d(cam3d_p: torch.Tensor, cam2d_p: torch.Tensor, image_labels: torch.Tensor, mask: torch.Tensor,
-                  *, use_confidence: bool = True, confidence_over: str = "all") -> torch.Tensor:
+                  *, use_confidence: bool = True, confidence_over: str = "all",
+                  confidence_score: str = "sigmoid") -> torch.Tensor:
     """Eq. 7: confidence-weighted BCE of the projected 3D CAM against the 2D pseudo-label.
 
     cam3d_p (V, P, C) logits of the point network at the visible points (the student);
@@ -161,26 +180,29 @@ def loss_2d_to_3d(cam3d_p: torch.Tensor, cam2d_p: torch.Tensor, image_labels: to
     image_labels (V, C); mask (V, P) bool. Views without any present class are skipped.
     """
     labels = image_labels.unsqueeze(1).expand(-1, cam2d_p.shape[1], -1)
-    target, weight = teacher_targets(cam2d_p, labels, use_confidence=use_confidence, confidence_over=confidence_over)
+    target, weight = teacher_targets(cam2d_p, labels, use_confidence=use_confidence, confidence_over=confidence_over,
+                                     confidence_score=confidence_score)
     valid = mask & image_labels.to(torch.bool).any(dim=1, keepdim=True)
     return point_label_loss(cam3d_p, target, weight, valid)
 
 
 @torch.no_grad()
 def teacher_targets(cam2d_p: torch.Tensor, image_labels: torch.Tensor, *, use_confidence: bool = True,
-                    confidence_over: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
+                    confidence_over: str = "all", confidence_score: str = "sigmoid") -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5 labels and eq. 6 weights (1 without confidence) from the image network's logits at some pixels.
 
     cam2d_p (..., C) logits (detached here); image_labels (..., C) in {0, 1}, the view's labels broadcast to
-    every pixel; ``confidence_over``: the max of eq. 6 over ``"all"`` classes or the ``"present"`` ones.
+    every pixel; ``confidence_over``: the max of eq. 6 over ``"all"`` classes or the ``"present"`` ones;
+    ``confidence_score``: what it is the max of (:func:`confidence_scores`).
     Returns (...) long labels and (...) float32 weights: what eq. 7 trains on, and what ``diagnose`` measures.
     """
     if confidence_over not in ("all", "present"):
         raise ValueError(f"confidence_over must be 'all' or 'present', got {confidence_over!r}")
-    scores_2d = torch.sigmoid(cam2d_p.detach().float())
-    target = pseudo_label_2d(scores_2d, image_labels)
-    weight = (confidence_2d(scores_2d, image_labels if confidence_over == "present" else None)
-              if use_confidence else torch.ones_like(scores_2d[..., 0]))
+    cam2d_p = cam2d_p.detach().float()
+    target = pseudo_label_2d(torch.sigmoid(cam2d_p), image_labels)
+    weight = (confidence_2d(confidence_scores(cam2d_p, confidence_score),
+                            image_labels if confidence_over == "present" else None)
+              if use_confidence else torch.ones_like(cam2d_p[..., 0]))
     return target, weight
 
 
@@ -212,14 +234,14 @@ def correlation(features_p: torch.Tensor) -> torch.Tensor:
     return z @ z.transpose(1, 2)
 
 
-def confidence_3d_pairs(cam3d_p: torch.Tensor) -> torch.Tensor:
-    """Eq. 10: ``W_ab = max_c score_a,c * max_c score_b,c``. (V, P, C) logits -> (V, P, P)."""
-    top = torch.sigmoid(cam3d_p.float()).max(dim=-1).values
+def confidence_3d_pairs(cam3d_p: torch.Tensor, score: str = "sigmoid") -> torch.Tensor:
+    """Eq. 10: ``W_ab = max_c score_a,c * max_c score_b,c`` (:func:`confidence_scores`). (V, P, C) logits -> (V, P, P)."""
+    top = confidence_scores(cam3d_p, score).max(dim=-1).values
     return top.unsqueeze(2) * top.unsqueeze(1)
 
 
 def loss_3d_to_2d(feat2d_p: torch.Tensor, feat3d_p: torch.Tensor, cam3d_p: torch.Tensor, mask: torch.Tensor,
-                  *, use_confidence: bool = True) -> torch.Tensor:
+                  *, use_confidence: bool = True, confidence_score: str = "sigmoid") -> torch.Tensor:
     """Eq. 11: ``1/N_v^2 sum_ab W_ab |S2d_ab - S3d_ab|``, averaged over views.
 
     feat2d_p (V, P, D2) image features at the points' pixels (the student); feat3d_p (V, P, D3) and
@@ -228,7 +250,7 @@ def loss_3d_to_2d(feat2d_p: torch.Tensor, feat3d_p: torch.Tensor, cam3d_p: torch
     s2d = correlation(feat2d_p)
     with torch.no_grad():
         s3d = correlation(feat3d_p.detach())
-        weight = confidence_3d_pairs(cam3d_p.detach()) if use_confidence else torch.ones_like(s3d)
+        weight = confidence_3d_pairs(cam3d_p.detach(), confidence_score) if use_confidence else torch.ones_like(s3d)
         pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
     return masked_view_mean(weight * (s2d - s3d).abs(), pair_mask)
 
@@ -264,6 +286,7 @@ class LossSwitches:
     pixel_cls: bool = False      # the image network's pretraining on labelled frames (alone; not part of eq. 12)
     lambda_to2d: float = 1.0     # λ of eq. 12
     confidence_2d_over: str = "all"
+    confidence_score: str = "sigmoid"  # what eq. 6 and eq. 10 take the maximum of (confidence_scores)
     to3d_labels: str = IMAGE_NETWORK_LABELS  # TO3D_LABELS: eq. 7's labels (ground-truth modes are diagnostics)
 
     @property
@@ -313,7 +336,8 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
         if sw.to3d and sw.to3d_labels == IMAGE_NETWORK_LABELS:
             cam2d_p = sample_at_pixels(x.cam2d.detach(), x.uv, x.stride2d)
             terms["to3d"] = loss_2d_to_3d(cam3d_p, cam2d_p, x.image_labels, x.mask,
-                                          use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over)
+                                          use_confidence=sw.to3d_confidence, confidence_over=sw.confidence_2d_over,
+                                          confidence_score=sw.confidence_score)
         elif sw.to3d and sw.to3d_labels == "ground_truth_visible":
             labels_p = gather_projected(x.point_labels.unsqueeze(1), x.cloud_of_view, x.point_idx)[..., 0]
             terms["to3d"] = ground_truth_to_3d_loss(cam3d_p, labels_p, x.mask)
@@ -324,7 +348,8 @@ def total_loss(x: JointInputs, sw: LossSwitches) -> dict[str, torch.Tensor]:
             feat3d_p = gather_projected(x.feat3d.detach(), x.cloud_of_view, x.point_idx)
             feat2d_p = sample_at_pixels(x.feat2d, x.uv, x.stride2d)
             terms["to2d"] = sw.lambda_to2d * loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p.detach(), x.mask,
-                                                           use_confidence=sw.to2d_confidence)
+                                                           use_confidence=sw.to2d_confidence,
+                                                           confidence_score=sw.confidence_score)
         if sw.pcam_like:
             terms["pcam_like"] = pcam_like_loss(cam3d_p, x.image_labels, x.mask)
     if not terms:

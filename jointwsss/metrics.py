@@ -38,14 +38,15 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def class_iou(conf: np.ndarray) -> np.ndarray:
-    """(20,) float64 IoU per class, NaN where TP + FP + FN = 0."""
-    conf = np.asarray(conf, dtype=np.int64)
-    tp = np.diag(conf[:, :NUM_CLASSES]).astype(np.float64)
+    """(20,) float64 IoU per class, NaN where TP + FP + FN = 0. ``conf`` holds counts, or weights (a confusion whose
+    entries are summed weights, e.g. eq. 6's confidences)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(conf[:, :NUM_CLASSES])
     fn = conf.sum(axis=1) - tp                       # includes predictions of unknown
     fp = conf[:, :NUM_CLASSES].sum(axis=0) - tp      # only rows of the 20 classes exist
     denom = tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
+        return np.where(denom > 0, tp / np.where(denom > 0, denom, 1.0), np.nan)
 
 
 def miou_report(conf: np.ndarray) -> dict:

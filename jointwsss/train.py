@@ -66,6 +66,7 @@ def loss_switches(settings: dict) -> LossSwitches:
     return LossSwitches(
         **{term: term in losses for term in LOSS_TERMS}, to3d_confidence=conf, to2d_confidence=conf,
         lambda_to2d=float(joint["lambda"]), confidence_2d_over=joint["confidence_2d_over"],
+        confidence_score=joint["confidence_score"],
         to3d_labels=to3d_labels_of(settings),
     )
 

@@ -74,6 +74,9 @@ def test_teacher_labels_are_eq5_and_eq6():
     label, confidence = teacher_labels(logits, image_labels, "present")
     assert label.tolist() == [CHAIR, WALL]
     np.testing.assert_allclose(confidence, [sigmoid(2.0), sigmoid(3.0)], rtol=1e-6)
+    # a run trained with joint.confidence_score: logit (the maximum logit)
+    _, confidence = teacher_labels(logits, image_labels, "all", "logit")
+    np.testing.assert_allclose(confidence, [5.0, 3.0], rtol=1e-6)
 
 
 def test_teacher_report_recall_precision_and_most_given_label():
@@ -89,6 +92,25 @@ def test_teacher_report_recall_precision_and_most_given_label():
     assert report["accuracy"] == pytest.approx(9 / 15)
     assert report["label_share"]["wall"] == pytest.approx(12 / 15)
     assert report["truth_share"]["chair"] == pytest.approx(5 / 15)
+    assert report["miou"] == pytest.approx((8 / 14 + 1 / 7) / 2)
+
+
+def test_teacher_report_weighs_each_label_by_its_confidence():
+    """The confidence-weighted confusion is how eq. 7 weighs the labels: right wall labels at W = 0.9, wrong ones at
+    0.5; right chair labels at 0.4, chair points called wall at 0.8 (the confidence favours wall, not right labels)."""
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    conf[WALL, WALL], conf[WALL, CHAIR] = 8, 2
+    conf[CHAIR, CHAIR], conf[CHAIR, WALL] = 1, 4
+    weighted = np.zeros(conf.shape)
+    weighted[WALL, WALL], weighted[WALL, CHAIR] = 8 * 0.9, 2 * 0.5
+    weighted[CHAIR, CHAIR], weighted[CHAIR, WALL] = 1 * 0.4, 4 * 0.8
+    report = teacher_report(conf, weighted)
+    wall, chair = report["per_class"]["wall"], report["per_class"]["chair"]
+    assert (wall["confidence_right"], wall["confidence_wrong"]) == pytest.approx((0.9, 0.5))
+    assert (chair["confidence_right"], chair["confidence_wrong"]) == pytest.approx((0.4, 0.8))
+    assert report["confidence_weighted_accuracy"] == pytest.approx(7.6 / 11.8)
+    # weighted IoU: wall 7.2 / (7.2 + 1.0 + 3.2), chair 0.4 / (0.4 + 3.2 + 1.0)
+    assert report["confidence_weighted_miou"] == pytest.approx((7.2 / 11.4 + 0.4 / 4.6) / 2)
     assert report["miou"] == pytest.approx((8 / 14 + 1 / 7) / 2)
 
 

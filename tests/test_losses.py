@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from jointwsss.losses import (
-    JointInputs, LossSwitches, classification_loss, confidence_2d, confidence_3d_pairs, correlation,
+    JointInputs, LossSwitches, classification_loss, confidence_2d, confidence_3d_pairs, confidence_scores, correlation,
     gather_projected, global_average_pool, ground_truth_to_3d_loss, loss_2d_to_3d, loss_3d_to_2d, pcam_like_loss,
     pseudo_label_2d, sample_at_pixels, teacher_targets, total_loss,
 )
@@ -58,11 +58,24 @@ def test_loss_2d_to_3d_eq_7_with_and_without_confidence():
     bce0 = math.log(2.0)
     bce1 = softplus(1.0)
     with_conf = (sig(2.0) * bce0 + sig(1.0) * bce1) / 2
+    with_logit = (2.0 * bce0 + 1.0 * bce1) / 2       # joint.confidence_score logit: the maximum logits, 2 and 1
     without = (bce0 + bce1) / 2
     got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, use_confidence=True)
     assert got.item() == pytest.approx(with_conf, rel=1e-6)
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, use_confidence=True, confidence_score="logit")
+    assert got.item() == pytest.approx(with_logit, rel=1e-6)
     got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, use_confidence=False)
     assert got.item() == pytest.approx(without, rel=1e-6)
+
+
+def test_confidence_scores_are_the_logits_clamped_at_zero_or_their_sigmoids():
+    cam = torch.tensor([[2.0, -1.0], [-3.0, -0.5]])
+    assert confidence_scores(cam, "logit").tolist() == [[2.0, 0.0], [0.0, 0.0]]
+    # a point where every class's logit is negative gets confidence 0, not a negative weight
+    assert confidence_2d(confidence_scores(cam, "logit")).tolist() == [2.0, 0.0]
+    assert confidence_2d(confidence_scores(cam)).tolist() == pytest.approx([sig(2.0), sig(-0.5)])
+    with pytest.raises(ValueError, match="confidence score must be one of"):
+        confidence_scores(cam, "softmax")
 
 
 def test_loss_2d_to_3d_uses_only_present_classes_and_skips_label_free_views():
@@ -89,11 +102,17 @@ def test_correlation_and_loss_3d_to_2d_eq_8_to_11():
     # per-point max scores: point a: max(0.5, 0.75) = 0.75; point b: max(0.8, 0.5) = 0.8
     w = confidence_3d_pairs(cam3d_p)[0, :2, :2]
     torch.testing.assert_close(w, torch.tensor([[0.5625, 0.6], [0.6, 0.64]]))
+    # per-point max logits: point a: log 3; point b: log 4
+    l3, l4 = math.log(3.0), math.log(4.0)
+    w = confidence_3d_pairs(cam3d_p, "logit")[0, :2, :2]
+    torch.testing.assert_close(w, torch.tensor([[l3 * l3, l3 * l4], [l3 * l4, l4 * l4]]))
     mask = torch.tensor([[True, True, False]])
     # |S2d - S3d| = [[0, r], [r, 0]]; 1/N_v^2 = 1/4
     assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, mask, use_confidence=False).item() == pytest.approx(2 * r / 4)
     assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, mask, use_confidence=True).item() == pytest.approx(
         2 * 0.6 * r / 4, rel=1e-6)
+    assert loss_3d_to_2d(feat2d_p, feat3d_p, cam3d_p, mask, use_confidence=True,
+                         confidence_score="logit").item() == pytest.approx(2 * l3 * l4 * r / 4, rel=1e-6)
 
 
 def test_pcam_like_control():
@@ -280,6 +299,7 @@ def test_the_switches_default_to_the_papers_eq_12():
     assert sw.terms == ("cls2d", "cls3d", "to3d", "to2d")
     assert (sw.to3d_confidence, sw.to2d_confidence, sw.pcam_like, sw.object_cls) == (True, True, False, False)
     assert (sw.lambda_to2d, sw.confidence_2d_over, sw.to3d_labels) == (1.0, "all", "image_network")
+    assert sw.confidence_score == "sigmoid"
     assert sw.needs_image_network is True and sw.needs_point_network is True
     image_only = LossSwitches(cls3d=False, to3d=False, to2d=False)
     assert image_only.needs_point_network is False and image_only.needs_image_network is True
@@ -324,11 +344,15 @@ def test_no_term_enabled_names_the_terms_of_eq_12():
 
 def test_eq_6_over_the_present_classes_and_frozen_switches():
     """``confidence_over="present"`` through eq. 7 (the config's joint.confidence_2d_over): with class 0 absent,
-    point 0's weight is sigmoid(0) (its best present class), not sigmoid(2); an unknown choice is an error."""
+    point 0's weight is sigmoid(0) (its best present class; its logit 0 with logit scores), not sigmoid(2); an unknown
+    choice is an error."""
     cam2d_p, cam3d_p, mask = _to3d_inputs()
     labels = torch.tensor([[0.0, 1.0]])
     expected = (0.5 * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
     got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, confidence_over="present")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    expected = (0.0 * math.log(2.0) + 1.0 * softplus(1.0)) / 2
+    got = loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, confidence_over="present", confidence_score="logit")
     assert got.item() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="confidence_over must be 'all' or 'present'"):
         loss_2d_to_3d(cam3d_p, cam2d_p, labels, mask, confidence_over="max")

@@ -75,16 +75,19 @@ def hand_batch(image_labels=(1.0, 1.0)) -> tuple[dict, dict]:
 
 # Eq. 7 on the hand batch (labels (1, 1)): pseudo-labels 0 (sigmoid(2) > sigmoid(0)) and 1 (sigmoid(1) >
 # sigmoid(-1)); BCE of the 3D logits, mean over the classes: point 2, logits (0, 0) vs (1, 0): log 2; point 0,
-# logits (1, -1) vs (0, 1): softplus(1). W^2d over all classes: sigmoid(2), sigmoid(1).
+# logits (1, -1) vs (0, 1): softplus(1). W^2d over all classes: sigmoid(2), sigmoid(1) (with joint.confidence_score
+# logit, the maximum logits: 2, 1).
 TO3D_CONFIDENT = (sig(2.0) * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
+TO3D_CONFIDENT_LOGIT = (2.0 * math.log(2.0) + 1.0 * softplus(1.0)) / 2
 TO3D_PLAIN = (math.log(2.0) + softplus(1.0)) / 2
 # Image labels (0, 1): both pseudo-labels are 1; point 2 vs (0, 1) with logits (0, 0): log 2. W^2d over all classes
 # is still sigmoid(2) for the first pixel, over the present ones sigmoid(0) = 0.5.
 TO3D_PRESENT_ONLY_ALL = (sig(2.0) * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
 TO3D_PRESENT_ONLY_PRESENT = (0.5 * math.log(2.0) + sig(1.0) * softplus(1.0)) / 2
 # Eq. 11: S2d off the diagonal 1/sqrt(2), S3d 0 (orthogonal); W^3d,p = max score of point 2 (0.5) times that of
-# point 0 (sigmoid(1)); two of the four pairs differ, 1 / N_v^2 = 1/4.
+# point 0 (sigmoid(1)) (maximum logits: 0 and 1); two of the four pairs differ, 1 / N_v^2 = 1/4.
 TO2D_CONFIDENT = 2 * 0.5 * sig(1.0) * R / 4
+TO2D_CONFIDENT_LOGIT = 2 * 0.0 * 1.0 * R / 4
 TO2D_PLAIN = 2 * R / 4
 
 
@@ -125,6 +128,17 @@ def test_the_noconf_rows_differ_from_the_confident_ones_only_in_the_weights():
     assert plain["to3d"].item() == pytest.approx(TO3D_PLAIN, rel=1e-6)
     assert confident["to3d"].item() == pytest.approx(TO3D_CONFIDENT, rel=1e-6)
     assert plain["cls2d"].item() == confident["cls2d"].item() and plain["cls3d"].item() == confident["cls3d"].item()
+
+
+@pytest.mark.parametrize("score, to3d, to2d", [("sigmoid", TO3D_CONFIDENT, TO2D_CONFIDENT),
+                                               ("logit", TO3D_CONFIDENT_LOGIT, TO2D_CONFIDENT_LOGIT)])
+def test_confidence_score_reaches_eq_6_and_eq_10(score, to3d, to2d):
+    config = base_config()
+    config["joint"]["confidence_score"] = score
+    batch, outputs = hand_batch()
+    terms = total_loss(_to_inputs(batch, outputs, "cpu"), loss_switches(experiment_settings(config, "joint")))
+    # abs: with W = 0 off the diagonal, the diagonal's 1 - 1 in float is what remains
+    assert (terms["to3d"].item(), terms["to2d"].item()) == pytest.approx((to3d, to2d), rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.parametrize("over, expected", [("all", TO3D_PRESENT_ONLY_ALL), ("present", TO3D_PRESENT_ONLY_PRESENT)])
@@ -213,7 +227,8 @@ def test_every_result_setting_is_in_the_run_settings_that_the_hash_sees(checkpoi
     settings = checkpointed[0]
     leaves = {".".join(p) for p in _result_leaves(settings)}
     # what the issue found missing once: each of these must be a setting the hash can see
-    for needed in ("confidence", "joint.lambda", "joint.confidence_2d_over", "joint.max_points_per_view",
+    for needed in ("confidence", "joint.lambda", "joint.confidence_2d_over", "joint.confidence_score",
+                   "joint.max_points_per_view",
                    "augment.color_jitter", "augment.image_scale_range", "points.num", "losses", "seed"):
         assert needed in leaves
 

@@ -78,9 +78,9 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             'maps is 4-D (V, K, h, w): shape[2:] is shape[-2:]',
         'pseudo_label_2d: return torch.where(present, scores_2d, torch.full_like(scores_2d, -1.0)).argmax(dim=-1) -> return torch.where(present, scores_2d, torch.full_like(scores_2d, -2.0)).argmax(dim=-1)':
             'scores are sigmoids in [0, 1]: any negative fill keeps absent classes out of the argmax',
-        'teacher_targets: @torch.no_grad() -> confidence_over: str = "all") -> tuple[torch.Tensor, torch.Tensor]:':
+        'teacher_targets: @torch.no_grad() -> confidence_over: str = "all", confidence_score: str = "sigmoid") -> tuple[torch.Tensor, torch.Tensor]:':
             'teacher_targets detaches its input first (cam2d_p.detach()): no graph is built with or without no_grad',
-        'teacher_targets: if use_confidence else torch.ones_like(scores_2d[..., 0])) -> if use_confidence else torch.ones_like(scores_2d[..., 1]))':
+        'teacher_targets: if use_confidence else torch.ones_like(cam2d_p[..., 0])) -> if use_confidence else torch.ones_like(cam2d_p[..., 1]))':
             'only the shape of the class slice is used (C = 20 >= 2): ones of the same shape',
         'ground_truth_to_3d_loss: return point_label_loss(cam3d_p, labels_p, torch.ones_like(cam3d_p[..., 0], dtype=torch.float32), valid) -> return point_label_loss(cam3d_p, labels_p, torch.ones_like(cam3d_p[..., 1], dtype=torch.float32), valid)':
             'only the shape of the class slice is used (C = 20 >= 2): ones of the same shape',
@@ -112,7 +112,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             'a last chunk of exactly num_points gets a top-up of size 0; Generator.choice(size=0) draws nothing (its state is unchanged, checked)',
         'point_outputs: top_up = rng.choice(n, size=num_points - len(chunks[-1]), replace=n < num_points) -> top_up = rng.choice(n, size=num_points - len(chunks[-1]), replace=n <= num_points)':
             'n == num_points makes one full chunk, so no top-up is drawn; below that both say replace=True',
-        'predict_image: (in_h, in_w), (out_w, out_h) = x.shape[-2:], out_size -> (in_h, in_w), (out_w, out_h) = x.shape[+2:], out_size':
+        'predict_image: uv = image_grid_uv(tuple(x.shape[-2:]), (out_h, out_w), device) -> uv = image_grid_uv(tuple(x.shape[+2:]), (out_h, out_w), device)':
             'x is 4-D (B, 3, H, W): shape[2:] is shape[-2:]',
         'infer_split: passes_3d: int = 1, batch_3d: int = 4, seed: int = 0, device: str = "auto", -> passes_3d: int = 2, batch_3d: int = 4, seed: int = 0, device: str = "auto",':
             "a default of infer_split that no caller uses: cli.py passes passes_3d, batch_3d, seed and device (the CLI's own defaults are tested)",

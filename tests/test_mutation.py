@@ -53,6 +53,11 @@ def test_every_target_names_existing_functions_and_tests():
         for test in target.tests:
             assert (REPO / test.split("::")[0]).is_file(), test
     assert set(EQUIVALENT) <= set(TARGETS)
+    # every mutant called equivalent is one the generator still makes (an edited line leaves no stale entry behind)
+    for module, equivalent in EQUIVALENT.items():
+        target = TARGETS[module]
+        made = {mutant.key for mutant in module_mutants(module, (REPO / target.path).read_text(), target)}
+        assert set(equivalent) <= made, sorted(set(equivalent) - made)
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs the git checkout")

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 
@@ -73,7 +72,8 @@ def _subschema(schema: dict, path) -> dict:
     return node
 
 
-def _describe(error: jsonschema.ValidationError, schema: dict) -> list[str]:
+def _describe(error, schema: dict) -> list[str]:
+    """Readable lines for one ``jsonschema.ValidationError``."""
     where = list(error.absolute_path)
     if error.validator == "additionalProperties":
         known = sorted(_subschema(schema, where).get("properties", {}))
@@ -138,6 +138,9 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, 
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping of keys to values, got {type(config).__name__}")
     _fill_defaults(schema, config)
+    # imported here: it takes ~0.15 s, and every stage job's CLI imports this module for the schema's defaults only
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     problems: list[str] = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):

@@ -196,6 +196,8 @@ def pretrain_settings(config: dict, scenes: list[str]) -> dict:
         settings["crops"] = {"size": pre["crop_size"], "min_area_fraction": pre["min_area_fraction"]}
     else:
         settings["pixel_loss"] = pre["pixel_loss"]
+        if pre["frame_crop"] is not None:  # only when set: pretrainings made before the key keep their settings
+            settings["frame_crop"] = list(pre["frame_crop"])
     settings["train"] = {**settings["train"], "epochs": pre["epochs"], "lr": pre["lr"], "batch_size": pre["batch_size"],
                          "image_lr_mult": 1.0, "milestones": pre["milestones"], "amp": config["train"]["amp"]}
     return settings

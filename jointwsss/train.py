@@ -134,7 +134,7 @@ def training_task(settings: dict, switches: LossSwitches) -> TrainingTask:
     if switches.pixel_cls:
         dataset = LabelledFrameDataset(FrameConfig(cache_dir=cache_dir, scenes=tuple(settings["scenes"]),
                                                    color_jitter=settings["augment"]["color_jitter"],
-                                                   seed=settings["seed"]))
+                                                   seed=settings["seed"], crop_size=settings.get("frame_crop")))
 
         def frame_loss(batch: dict, outputs: dict, device) -> dict:
             term = pixel_classification_loss(outputs["cam2d"], batch["label"].to(device), outputs["stride2d"],

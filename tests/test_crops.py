@@ -158,3 +158,33 @@ def test_frame_items_are_the_labelled_frames_with_their_labels(tiny_cache):
     first = [flips[k]["label"] for k in range(len(flips))]
     flips.set_epoch(1)                                              # another epoch flips other frames
     assert any(not torch.equal(a, flips[k]["label"]) for k, a in enumerate(first))
+
+
+def test_frame_items_are_random_windows_of_the_frames_with_pretrain_frame_crop(tiny_cache):
+    """pretrain.frame_crop: each item is a (width, height) window of its stored frame (maybe mirrored), image and
+    label cut alike; the window moves with the epoch; a crop larger than the frames is an error naming the key."""
+    scenes = ("scene0000_00", "scene0001_00")
+    stores = [{key: open_store(tiny_cache / "frames" / f"{scene}.zarr", "frames")[key][...] for key in ("color", "label")}
+              for scene in scenes]
+    labelled = [(s, f) for s in stores for f in range(len(s["label"])) if (s["label"][f] != 255).any()]
+    height, width = labelled[0][0]["label"].shape[1:]
+    crop_w, crop_h = width - 5, height - 3
+    data = LabelledFrameDataset(FrameConfig(tiny_cache, scenes, color_jitter=0.0, seed=3, crop_size=(crop_w, crop_h)))
+    offsets = set()
+    for k in range(len(data)):
+        store, f = labelled[k]
+        item = data[k]
+        assert item["images"].shape == (3, crop_h, crop_w) and item["label"].shape == (crop_h, crop_w)
+        found = [(y0, x0, mirrored) for mirrored in (False, True) for y0 in range(4) for x0 in range(6)
+                 if np.array_equal(item["label"].numpy(),
+                                   (store["label"][f][:, ::-1] if mirrored else store["label"][f])[y0:y0 + crop_h,
+                                                                                                    x0:x0 + crop_w])]
+        assert found, k
+        y0, x0, mirrored = found[0]
+        color = store["color"][f][:, ::-1] if mirrored else store["color"][f]
+        np.testing.assert_allclose(item["images"].numpy(), normalize_image(color[y0:y0 + crop_h, x0:x0 + crop_w].copy()),
+                                   atol=1e-6)
+        offsets.add((y0, x0))
+    assert len(offsets) > 1
+    with pytest.raises(ValueError, match=r"pretrain.frame_crop .* is larger than the stored frames"):
+        LabelledFrameDataset(FrameConfig(tiny_cache, scenes, crop_size=(width + 1, height)))

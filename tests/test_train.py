@@ -201,7 +201,9 @@ def test_pretrained_image_network_starts_every_image_experiment(tiny_cache, tmp_
     assert (pre["pixel_loss"], pre["train"]["milestones"]) == ("one_vs_rest", config["pretrain"]["milestones"])
     crops = pretrain_settings({**config, "pretrain": {**config["pretrain"], "task": "crops"}}, pre["scenes"])
     assert (crops["losses"], crops["crops"]) == (["object_cls"], {"size": 32, "min_area_fraction": 0.005})
-    assert "pixel_loss" not in crops
+    assert "pixel_loss" not in crops and "frame_crop" not in crops
+    assert pre.get("frame_crop") == config["pretrain"]["frame_crop"]   # absent where null, as runs before the key
+    pre["frame_crop"] = [24, 16]                                       # the pretraining on random windows of frames
     for settings, run in ((crops, "pretrain_crops"), (pre, "pretrain_image")):
         settings["train"].update(num_workers=0, device="cpu")  # given on the command line by the rule
         train(settings, tmp_path / "runs" / run)

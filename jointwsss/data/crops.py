@@ -167,9 +167,10 @@ class ObjectCropDataset(_EpochItems):
 class FrameConfig:
     cache_dir: Path
     scenes: tuple[str, ...]
-    augment: bool = True                             # random horizontal flip, colour jitter
+    augment: bool = True                             # random horizontal flip, colour jitter (and crop_size)
     color_jitter: float = 0.3
     seed: int = 0
+    crop_size: tuple[int, int] | None = None         # (width, height) of a random window of each frame, in pixels
 
 
 class LabelledFrameDataset(_EpochItems):
@@ -191,6 +192,11 @@ class LabelledFrameDataset(_EpochItems):
             raise ValueError(f"{cfg.cache_dir}: no kept frame with a labelled pixel in scenes {list(cfg.scenes)[:5]}... "
                              "-- are these frames stores labelled?")
         self.colors, self.labels = np.concatenate(colors), np.concatenate(labels)
+        if cfg.crop_size is not None:
+            (crop_w, crop_h), (height, width) = cfg.crop_size, self.labels.shape[1:]
+            if crop_w > width or crop_h > height:
+                raise ValueError(f"{cfg.cache_dir}: pretrain.frame_crop {crop_w} x {crop_h} is larger than the stored "
+                                 f"frames ({width} x {height} pixels, frames.image_size); give a smaller crop or null")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -204,6 +210,10 @@ class LabelledFrameDataset(_EpochItems):
             rng = np.random.default_rng([cfg.seed, epoch, i])
             if rng.random() < 0.5:
                 image, label = image[:, ::-1], label[:, ::-1]
+            if cfg.crop_size is not None:
+                (crop_w, crop_h), (height, width) = cfg.crop_size, label.shape
+                y0, x0 = int(rng.integers(height - crop_h + 1)), int(rng.integers(width - crop_w + 1))
+                image, label = image[y0:y0 + crop_h, x0:x0 + crop_w], label[y0:y0 + crop_h, x0:x0 + crop_w]
             if cfg.color_jitter > 0:
                 image = jitter_colour(np.ascontiguousarray(image), cfg.color_jitter, rng)
         return {"images": torch.from_numpy(normalize_image(np.ascontiguousarray(image))),

@@ -10,7 +10,7 @@ Choices the paper leaves open (each documented in the README, config keys in bra
 - Scores. The CAMs ``A`` are logits; class *scores* are ``sigmoid(A)`` (eq. 5's argmax is the same either way),
   so the confidences of eq. 6 and eq. 10 are probabilities in [0, 1]
   [``joint.confidence_score``: ``sigmoid`` | ``logit``: the maximum logit clamped at 0, the paper's words "using
-  maximum logit as a confidence score"; it scales eq. 7 and eq. 11 by the logits' size, about 8 and 100 here, and
+  maximum logit as a confidence score"; it scales eq. 7 and eq. 11 by the logits' size, about 5 and 10 times here, and
   collapses the joint model's 2D (docs/2d-to-3d-transfer.md, section 7)].
 - ``l_bce`` of eq. 2 and eq. 7 is binary cross-entropy with logits, averaged over the C classes
   (the multi-label soft-margin loss of image-level WSSS); eq. 7's target is the one-hot vector of M^2d.

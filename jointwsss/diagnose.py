@@ -256,7 +256,9 @@ class _SplitDiagnosis:
             label, confidence = teacher_labels(cam_at, image_labels, self.confidence_over, self.confidence_score)
             self.teacher_conf += confusion_matrix(gt[idx], label)
             valid = gt[idx] < NUM_CLASSES
-            np.add.at(self.teacher_weighted, (gt[idx][valid].astype(np.int64), label[valid]), confidence[valid])
+            cell = gt[idx][valid].astype(np.int64) * (NUM_CLASSES + 1) + label[valid]   # teacher_conf's layout
+            weights = np.bincount(cell, weights=confidence[valid], minlength=self.teacher_weighted.size)
+            self.teacher_weighted += weights.reshape(self.teacher_weighted.shape)
         if feat3d is not None:
             pick = np.sort(self.rng.choice(b - a, size=min(b - a, self.feature_points_per_view), replace=False))
             with torch.no_grad():

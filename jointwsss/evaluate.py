@@ -62,6 +62,13 @@ def restricted_argmax(scores: np.ndarray, allowed: np.ndarray | None, axis: int)
     return masked.argmax(axis=axis).astype(np.uint8)
 
 
+def add_rows(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``target[rows[i]] += values[i]`` for every i in order, a row listed twice added twice (as ``np.add.at``,
+    whose per-element loop made it most of a diagnosis's time). target: (N, D) float64, values: (len(rows), D)."""
+    torch.from_numpy(target).index_add_(0, torch.from_numpy(np.asarray(rows, np.int64)),
+                                        torch.from_numpy(np.asarray(values, np.float64)))
+
+
 @torch.no_grad()
 def point_outputs(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: int, passes: int, batch: int,
                   rng: np.random.Generator, device: torch.device,
@@ -89,10 +96,10 @@ def point_outputs(point_net, xyz: np.ndarray, rgb: np.ndarray, *, num_points: in
                 features = np.zeros((n, z.shape[1]), dtype=np.float64)
             z = z.float().transpose(1, 2).cpu().numpy() if with_features else [None] * len(group)
             for c, s, f in zip(group, scores, z):
-                np.add.at(total, c, s)
-                np.add.at(seen, c, 1)
+                add_rows(total, c, s)
+                seen += np.bincount(c, minlength=n)
                 if f is not None:
-                    np.add.at(features, c, f)
+                    add_rows(features, c, f)
     count = np.maximum(seen, 1)[:, None]
     return ((total / count).astype(np.float32),
             None if features is None else (features / count).astype(np.float32))

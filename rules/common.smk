@@ -176,10 +176,12 @@ def split_stores(split):
 TRAINED_RUNS = EXPERIMENTS + ([PRETRAIN_EXPERIMENT] if PRETRAIN_IMAGE else [])
 
 
-# Cores of every job that runs the networks (training, inference, the training benchmark): the main
-# process plus train.num_workers DataLoader workers. Inference takes as many as training, so the two never
-# share cores (oversubscribed, each slows down by half); on a GPU machine the cores only feed the GPU.
+# Cores of every job that trains the networks (training, the training benchmark): the main process plus
+# train.num_workers DataLoader workers; on a GPU machine the cores only feed the GPU. Each job sets torch's
+# threads to the cores it was given, so jobs side by side never oversubscribe (each would slow down by half).
 NETWORK_THREADS = max(1, config["train"]["num_workers"] + 1)
+# Cores of every job that only runs trained networks (inference, diagnosis): eval.threads.
+INFERENCE_THREADS = config["eval"]["threads"]
 
 
 def training_settings(name):

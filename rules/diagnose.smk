@@ -19,7 +19,7 @@ rule diagnose_experiment:
         split="|".join(EVAL_SPLITS),  # the test split has no labels to diagnose against
     conda:
         "../envs/jointwsss.yaml"
-    threads: NETWORK_THREADS
+    threads: INFERENCE_THREADS
     resources:
         device=config["train"]["device"],
     params:

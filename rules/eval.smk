@@ -13,7 +13,7 @@ rule infer:
         BENCHMARKS / "infer/{experiment}_{split}.tsv"
     conda:
         "../envs/jointwsss.yaml"
-    threads: NETWORK_THREADS
+    threads: INFERENCE_THREADS
     resources:
         device=config["train"]["device"],
     params:

@@ -134,7 +134,7 @@ rule s3dis_infer:
         BENCHMARKS / f"s3dis_infer/{{experiment}}_{S3DIS_SPLIT}.tsv"
     conda:
         "../envs/jointwsss.yaml"
-    threads: NETWORK_THREADS
+    threads: INFERENCE_THREADS
     resources:
         device=config["train"]["device"],
     params:

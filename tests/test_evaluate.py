@@ -197,3 +197,9 @@ def test_point_features_are_averaged_per_vertex(tiny_cache, fake_networks):
     np.testing.assert_allclose(features[:, :3], rgb.astype(np.float32) / 127.5 - 1.0, atol=1e-5)
     assert evaluate.point_outputs(_PointNetOfColour(bias), xyz, rgb, num_points=256, passes=1, batch=2,
                                   rng=np.random.default_rng(0), device=torch.device("cpu"))[1] is None
+
+
+def test_add_rows_adds_a_row_listed_twice_twice():
+    target = np.array([[1.0, 2.0], [0.0, 0.0], [5.0, -1.0]])
+    evaluate.add_rows(target, np.array([2, 0, 2]), np.array([[1.0, 1.0], [0.5, 0.25], [2.0, 3.0]], np.float32))
+    np.testing.assert_array_equal(target, [[1.5, 2.25], [0.0, 0.0], [8.0, 3.0]])

@@ -77,6 +77,25 @@ def test_mxnet_imagenet_weights_are_converted_once_before_training(tmp_path):
     assert converted in out.split("rule train_experiment:", 1)[1].split("output:", 1)[0], out  # its input
 
 
+def test_inference_jobs_take_eval_threads_and_training_jobs_their_workers(tmp_path):
+    """eval.threads sets the cores (and torch threads) of infer and diagnose_experiment; training keeps the main
+    process plus train.num_workers. A dry run prints each job's command with its threads."""
+
+    def commands(**overrides):
+        cfg = write_config(tmp_path, **overrides)
+        proc = snakemake(["-n", "-p", "--cores", "8", "diagnose", "--configfile", str(cfg)], tmp_path)
+        text = " ".join(proc.stdout.split())
+        rules = ("infer", "diagnose_experiment")
+        threads = {rule: re.findall(rf"rule {rule}:.*?--threads (\d+)", text) for rule in rules}
+        return threads, text
+
+    default, _ = commands(train__num_workers=2)
+    assert default == {"infer": ["1", "1"], "diagnose_experiment": ["1", "1"]}, default
+    chosen, text = commands(train__num_workers=2, eval__threads=3)
+    assert chosen == {"infer": ["3", "3"], "diagnose_experiment": ["3", "3"]}, chosen
+    assert "--num-workers $((3 - 1))" in text, text   # training: the main process and its 2 workers
+
+
 @pytest.mark.slow
 def test_data_target_writes_the_synthetic_dataset_and_info_reads_it(tmp_path):
     cfg = write_config(tmp_path)

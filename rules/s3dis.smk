@@ -5,6 +5,7 @@
 
 from jointwsss.ablation import TABLE4_ROWS
 from jointwsss.preprocess.s3dis import SHARED_CLASS_NAMES, room_listing
+from jointwsss.synth.s3dis import WORLD_VERSION as S3DIS_WORLD_VERSION
 
 S3DIS = config["s3dis"]
 S3DIS_RAW = Path(S3DIS["raw_dir"])
@@ -32,6 +33,8 @@ if S3DIS["source"] == "synthetic":
             raw_dir=S3DIS_RAW,
             area=S3DIS_AREA,
             settings=json.dumps(S3DIS["synth"], sort_keys=True),
+            # the generator's version: an area that an earlier generator wrote is remade (its params differ)
+            world=S3DIS_WORLD_VERSION,
         shell:
             "jointwsss synth s3dis --out {params.raw_dir} --area {params.area} --settings {params.settings:q}"
             " --workers {threads} --summary {output} > {log} 2>&1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 from conftest import REPO
@@ -44,6 +45,12 @@ def test_only_the_named_functions_are_mutated_and_messages_are_not():
     assert all(m.function == "kept" for m in mutants)
     with pytest.raises(ValueError, match="functions not found"):
         function_lines(SOURCE, ("missing",))
+
+
+def test_without_mutmut_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mutmut", None)     # as if the test extra were not installed
+    with pytest.raises(ModuleNotFoundError, match=r"pip install -e '\.\[test\]'"):
+        module_mutants("x", SOURCE, MutationTarget("x.py", ("kept",), ()))
 
 
 def test_every_target_names_existing_functions_and_tests():

@@ -28,6 +28,7 @@ from jointwsss.preprocess.s3dis import (
     S3DIS_RELEASE, SEMANTIC_LABELS, SHARED_CLASS_NAMES, STANFORD2D3DS_RELEASE, build_s3dis_frames_store,
     build_s3dis_points_store, list_area, s3dis_to_class_lut, select_frames, shared_class_mask,
 )
+from jointwsss.synth.s3dis import WORLD_VERSION as S3DIS_WORLD_VERSION
 
 from conftest import REPO, hand_built_model, snakemake
 
@@ -458,3 +459,23 @@ def test_eval_s3dis_end_to_end_on_a_tiny_synthetic_area(tmp_path):
     changed.write_text(yaml.safe_dump(text))
     proc = snakemake(["-n", "eval_s3dis", "--configfile", str(changed)], tmp_path)
     assert _job_counts(proc.stdout) == {"s3dis_infer": 5, "s3dis_evaluate": 5, "s3dis_table": 1, "eval_s3dis": 1}
+
+
+@pytest.mark.slow
+def test_synthetic_area_of_an_earlier_generator_is_remade(tmp_path):
+    """Rule s3dis_synth records the generator's version in its params: an area whose recorded version differs is
+    written again (and the summary names the version that wrote it); an unchanged one is kept."""
+    cfg = _config(tmp_path)
+    ready = tmp_path / "raw_s3dis" / "synth_s3dis_area_5.json"
+    snakemake(["--cores", "2", str(ready), "--configfile", str(cfg)], tmp_path)
+    assert json.loads(ready.read_text())["world_version"] == S3DIS_WORLD_VERSION
+    again = snakemake(["-n", str(ready), "--configfile", str(cfg)], tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    (record_path,) = [path for path in (tmp_path / ".snakemake" / "metadata").iterdir()
+                      if json.loads(path.read_text())["rule"] == "s3dis_synth"]
+    record = json.loads(record_path.read_text())
+    assert f"'{S3DIS_WORLD_VERSION}'" in record["params"]             # Snakemake records each param quoted
+    record["params"] = ["'0.9'" if p == f"'{S3DIS_WORLD_VERSION}'" else p for p in record["params"]]
+    record_path.write_text(json.dumps(record))
+    proc = snakemake(["-n", str(ready), "--configfile", str(cfg)], tmp_path)
+    assert _job_counts(proc.stdout) == {"s3dis_synth": 1}, proc.stdout

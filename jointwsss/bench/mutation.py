@@ -214,7 +214,11 @@ def _function_of_line(source: str) -> dict[int, str]:
 
 def module_mutants(module: str, source: str, target: MutationTarget) -> list[Mutant]:
     """mutmut's mutants of ``source`` on the target's functions, message lines left out."""
-    import mutmut
+    try:
+        import mutmut
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError("mutation testing needs mutmut 2.x, part of the test extra: "
+                                  "pip install -e '.[test]'") from exc
 
     wanted = function_lines(source, target.functions) - message_lines(source)
     names = _function_of_line(source)

@@ -74,6 +74,11 @@ from jointwsss.synth.raycast import (
 )
 from jointwsss.synth.s3dis_layout import RoomLayout, generate_room, room_plan
 
+#: The version of the area's generator. Bump it with any change that changes the area's bytes for the same settings
+#: (its rooms share objects, materials and the ray caster with the ScanNet world, so a change there may reach both):
+#: rule s3dis_synth carries it in its params, so Snakemake remakes an area an earlier generator wrote.
+WORLD_VERSION = "1.0"
+
 S3DIS_DIR = "Stanford3dDataset_v1.2_Aligned_Version"
 STANFORD2D3DS_DIR = "2D-3D-Semantics"
 LABELS_JSON = "assets/semantic_labels.json"
@@ -430,7 +435,7 @@ def synthesize_room(job: RoomJob) -> dict:
 def synthesize_s3dis(raw_dir: Path, cfg: SynthS3DISConfig, *, workers: int = 1) -> dict:
     """Write a synthetic S3DIS area and its 2D-3D-S frames under ``raw_dir`` (see the module docstring).
 
-    ``workers`` > 1 generates rooms in parallel processes. Returns a JSON-able summary: ``area``,
+    ``workers`` > 1 generates rooms in parallel processes. Returns a JSON-able summary: ``area``, ``world_version``,
     ``rooms`` (per-room summaries), ``points_per_room``, ``total_points``, ``frames_per_part``,
     ``class_points`` (all 13 S3DIS classes), ``num_labels`` and ``seconds``.
     """
@@ -454,6 +459,7 @@ def synthesize_s3dis(raw_dir: Path, cfg: SynthS3DISConfig, *, workers: int = 1) 
             class_points[cls] += n
     return {
         "area": cfg.area,
+        "world_version": WORLD_VERSION,
         "seed": cfg.seed,
         "rooms": rooms,
         "points_per_room": {room["room"]: room["num_points"] for room in rooms},

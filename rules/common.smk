@@ -178,7 +178,8 @@ TRAINED_RUNS = EXPERIMENTS + ([PRETRAIN_EXPERIMENT] if PRETRAIN_IMAGE else [])
 
 # Cores of every job that trains the networks (training, the training benchmark): the main process plus
 # train.num_workers DataLoader workers; on a GPU machine the cores only feed the GPU. Each job sets torch's
-# threads to the cores it was given, so jobs side by side never oversubscribe (each would slow down by half).
+# threads to the cores it was given (Snakemake's OMP_NUM_THREADS; `--threads` where the command takes it), so jobs
+# side by side never oversubscribe (each would slow down by half).
 NETWORK_THREADS = max(1, config["train"]["num_workers"] + 1)
 # Cores of every job that only runs trained networks (inference, diagnosis): eval.threads.
 INFERENCE_THREADS = config["eval"]["threads"]

@@ -255,10 +255,7 @@ class _SplitDiagnosis:
         if image_labels.any():
             label, confidence = teacher_labels(cam_at, image_labels, self.confidence_over, self.confidence_score)
             self.teacher_conf += confusion_matrix(gt[idx], label)
-            valid = gt[idx] < NUM_CLASSES
-            cell = gt[idx][valid].astype(np.int64) * (NUM_CLASSES + 1) + label[valid]   # teacher_conf's layout
-            weights = np.bincount(cell, weights=confidence[valid], minlength=self.teacher_weighted.size)
-            self.teacher_weighted += weights.reshape(self.teacher_weighted.shape)
+            self.teacher_weighted += confusion_matrix(gt[idx], label, weights=confidence)
         if feat3d is not None:
             pick = np.sort(self.rng.choice(b - a, size=min(b - a, self.feature_points_per_view), replace=False))
             with torch.no_grad():

@@ -21,10 +21,12 @@ from jointwsss.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 UNKNOWN_COLUMN = NUM_CLASSES  # predictions outside 0..19
 
 
-def confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(20, 21) int64 counts: rows = ground-truth class, columns = predicted class or unknown (last).
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(20, 21) int64 counts (float64 sums of ``weights``): rows = ground-truth class, columns = predicted class or
+    unknown (last).
 
     gt, pred: same-shape integer arrays of class indices (gt 255 = ignore; pred outside 0..19 = unknown).
+    weights: optional same-shape weights, one per element; the matrix then holds their float64 sums.
     """
     gt = np.asarray(gt).ravel().astype(np.int64)
     pred = np.asarray(pred).ravel().astype(np.int64)
@@ -32,8 +34,10 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
         raise ValueError(f"ground truth and prediction differ in size: {gt.size} vs {pred.size}")
     valid = (gt >= 0) & (gt < NUM_CLASSES)
     gt, pred = gt[valid], pred[valid]
+    if weights is not None:
+        weights = np.asarray(weights, np.float64).ravel()[valid]
     pred = np.where((pred >= 0) & (pred < NUM_CLASSES), pred, UNKNOWN_COLUMN)
-    counts = np.bincount(gt * (NUM_CLASSES + 1) + pred, minlength=NUM_CLASSES * (NUM_CLASSES + 1))
+    counts = np.bincount(gt * (NUM_CLASSES + 1) + pred, weights=weights, minlength=NUM_CLASSES * (NUM_CLASSES + 1))
     return counts.reshape(NUM_CLASSES, NUM_CLASSES + 1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jointwsss.classes import NUM_CLASSES
 from jointwsss.metrics import confusion_matrix, miou_report
 
 
@@ -63,3 +64,11 @@ def test_ground_truth_outside_the_20_classes_is_ignored_whatever_its_value():
     pred = np.array([0, 0, 0, 0, 1])
     conf = confusion_matrix(gt, pred)
     assert conf.sum() == 2 and conf[0, 0] == 1 and conf[1, 1] == 1
+
+
+def test_weighted_confusion_sums_the_weights_per_cell():
+    gt = np.array([0, 0, 3, 255, 3])
+    pred = np.array([0, 0, 1, 2, 40])                       # 255: ignored; 40: the unknown column
+    conf = confusion_matrix(gt, pred, weights=np.array([0.5, 0.25, 2.0, 9.0, 1.5]))
+    assert conf.dtype == np.float64 and conf.sum() == 4.25
+    assert (conf[0, 0], conf[3, 1], conf[3, NUM_CLASSES]) == (0.75, 2.0, 1.5)
